@@ -1,0 +1,32 @@
+# One venv (.venv) for everything. `make test` and `make serve` set it up on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test lint serve bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/pytest -q
+
+serve: setup
+	@if ! $(BIN)/aia --help | grep -q ' serve'; then \
+	  echo "make serve: the service (issue 6, service/) has not landed yet; nothing to start" >&2; exit 1; fi
+	$(BIN)/aia serve
+
+bench: setup
+	$(BIN)/python bench/model_cost.py --out bench/results/model_cost.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results

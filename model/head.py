@@ -1,0 +1,146 @@
+"""Graph 2: the IA head and classifier, a pure tensor function of features and memory."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.config import Block, ClassifierConfig, IAConfig, ModelConfig
+from model.interaction import Context, InteractionAggregation
+from model.slots import pad_per_clip, rank_in_clip
+
+
+class Classifier(nn.Module):
+    """Linear D->h1, ReLU, ..., Linear ->hk, ReLU, dropout, Linear hk->A."""
+
+    def __init__(self, cfg: ClassifierConfig, dim_feature: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = dim_feature
+        for hidden in cfg.hidden:
+            layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+            width = hidden
+        self.mlp = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.logits = nn.Linear(width, cfg.num_classes)
+        nn.init.normal_(self.logits.weight, std=0.01)
+        nn.init.zeros_(self.logits.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N,D] -> logits [N,A]."""
+        return self.logits(self.dropout(self.mlp(x)))
+
+
+class AIAHead(nn.Module):
+    """Person features + objects + memory -> action logits.
+
+    The clip's own persons (detached, first `persons_per_second` of each clip) are added to
+    the memory at second 0 inside the graph, as the reference's memory window does; the
+    `memory` input holds the neighbouring seconds only.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg: IAConfig = cfg.ia
+        self.ia = InteractionAggregation(cfg.ia, cfg.feature_dim) if cfg.ia.blocks else None
+        self.classifier = Classifier(cfg.classifier, cfg.feature_dim)
+
+    def forward(
+        self,
+        person_feats: torch.Tensor,
+        person_batch: torch.Tensor,
+        object_feats: torch.Tensor,
+        object_mask: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor,
+        memory_seconds: torch.Tensor,
+    ) -> torch.Tensor:
+        """
+        person_feats [N,D], person_batch [N] int64 clip of each person,
+        object_feats [B,O,D] sorted by score + object_mask [B,O] bool,
+        memory [B,M,D] + memory_mask [B,M] bool + memory_seconds [B,M] int64 offsets from the
+        key frame (neighbour seconds; slots outside the window are ignored) -> logits [N,A].
+        """
+        if self.ia is None:
+            return self.classifier(person_feats)
+        contexts = self.contexts(person_feats, person_batch, object_feats, object_mask,
+                                 memory, memory_mask, memory_seconds)
+        return self.classifier(person_feats + self.ia(person_feats, contexts))
+
+    def contexts(
+        self,
+        person_feats: torch.Tensor,
+        person_batch: torch.Tensor,
+        object_feats: torch.Tensor,
+        object_mask: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor,
+        memory_seconds: torch.Tensor,
+    ) -> dict[str, Context]:
+        assert self.ia is not None
+        out: dict[str, Context] = {}
+        if self.cfg.uses(Block.PERSON):
+            out["P"] = self.person_context(person_feats, person_batch)
+        if self.cfg.uses(Block.OBJECT):
+            slot = torch.arange(object_feats.shape[1], device=object_feats.device)
+            mask = object_mask & (slot < self.cfg.max_objects).unsqueeze(0)  # [B,O]
+            feats = self.ia.reduce(self.ia.object_reduce, object_feats)  # [B,O,C]
+            out["O"] = self.group_context(feats, mask, person_batch, None)
+        if self.cfg.uses(Block.MEMORY):
+            out["M"] = self.memory_context(person_feats, person_batch, memory, memory_mask,
+                                           memory_seconds, object_feats.shape[0])
+        return out
+
+    def person_context(self, person_feats: torch.Tensor, person_batch: torch.Tensor) -> Context:
+        assert self.ia is not None
+        keys = self.ia.reduce(self.ia.person_reduce, person_feats)  # [N,C]
+        same = person_batch.unsqueeze(0) == person_batch.unsqueeze(1)  # [N,N]
+        kept = rank_in_clip(person_batch) < self.cfg.max_persons  # [N] first slots of a clip
+        eye = torch.eye(person_feats.shape[0], dtype=torch.bool, device=person_feats.device)
+        mask = same & (kept.unsqueeze(0) | eye)  # the target always sees itself
+        pad_logit = None
+        if not self.cfg.use_masks:  # reference: the clip is zero-padded to max_persons slots
+            pads = (self.cfg.max_persons - mask.sum(dim=1)).clamp(min=0).to(keys.dtype)
+            pad_logit = torch.log(pads)  # log(0) = -inf: no padding left
+        return Context(keys.unsqueeze(0), mask, torch.zeros_like(person_batch), None,
+                       pad_logit, True)
+
+    def memory_context(
+        self,
+        person_feats: torch.Tensor,
+        person_batch: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor,
+        memory_seconds: torch.Tensor,
+        num_clips: int,
+    ) -> Context:
+        assert self.ia is not None
+        k = self.cfg.persons_per_second
+        # memory features carry no gradient, the current clip's included
+        current, current_mask = pad_per_clip(person_feats.detach(), person_batch, num_clips, k)
+        feats = torch.cat([memory, current], dim=1)  # [B,M+k,D]
+        seconds = torch.cat([memory_seconds, torch.zeros_like(current_mask, dtype=torch.long)],
+                            dim=1)
+        in_window = (seconds >= -self.cfg.memory_before) & (seconds <= self.cfg.memory_after)
+        neighbour = seconds != 0
+        mask = torch.cat([memory_mask, current_mask], dim=1) & in_window  # [B,M+k]
+        mask = mask & (neighbour | (torch.arange(mask.shape[1], device=mask.device)
+                                    >= memory.shape[1]).unsqueeze(0))
+        positions = (seconds + self.cfg.memory_before).clamp(0, self.cfg.memory_seconds - 1)
+        reduced = self.ia.reduce(self.ia.memory_reduce, feats)  # [B,M+k,C], once per clip
+        return self.group_context(reduced, mask, person_batch, positions)
+
+    def group_context(
+        self,
+        feats: torch.Tensor,
+        mask: torch.Tensor,
+        person_batch: torch.Tensor,
+        positions: torch.Tensor | None,
+    ) -> Context:
+        """feats [B,S,C] + mask [B,S] shared by the clip's persons -> per-person Context."""
+        if self.cfg.use_masks:
+            return Context(feats, mask[person_batch], person_batch, positions, None, False)
+        # reference: padded slots take part in the softmax as zero vectors
+        feats = feats * mask.unsqueeze(-1).to(feats.dtype)
+        everything = torch.ones_like(mask[person_batch])
+        return Context(feats, everything, person_batch, positions, None, False)

@@ -1,0 +1,172 @@
+"""Interaction blocks (P, O, M) and the three aggregation structures of the AIA paper.
+
+Shapes: N persons in the batch, G context groups (clips), S slots per group, C = dim_inner,
+D = feature width. A block's key/value input is projected once per clip ([G,S,C]) and shared
+by every person of that clip; only the attention itself is per person.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import Block, IAConfig, Structure
+
+INIT_STD = 0.01  # the reference initialises IA projections with N(0, 0.01)
+DENSE_INIT = -5 * math.log(10)  # softmax mix logits start at -11.51 (0 for the last input)
+
+
+class Context(NamedTuple):
+    """Key/value input of one block type.
+
+    feats [G,S,C] reduced slot features (zeros where padded); mask [N,S] slots each person may
+    attend to; index [N] group of each person; positions [G,S] memory second index (M only);
+    pad_logit [N] log-count of reference-style zero padding slots (P with masks off) or None.
+    `shared` means G == 1 and every person reads the same slots (P blocks): no gather needed.
+    """
+
+    feats: torch.Tensor
+    mask: torch.Tensor
+    index: torch.Tensor
+    positions: torch.Tensor | None
+    pad_logit: torch.Tensor | None
+    shared: bool
+
+
+def _linear(d_in: int, d_out: int, std: float = INIT_STD) -> nn.Linear:
+    layer = nn.Linear(d_in, d_out)
+    nn.init.normal_(layer.weight, std=std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class InteractionBlock(nn.Module):
+    """Attention -> LayerNorm (no affine) -> ReLU -> zero-init projection -> dropout -> residual."""
+
+    def __init__(
+        self, dim_in: int, dim_out: int, dim_inner: int, dropout: float, positions: int = 0
+    ) -> None:
+        super().__init__()
+        self.scale = dim_inner**-0.5
+        self.query = _linear(dim_in, dim_inner)
+        self.key = _linear(dim_inner, dim_inner)
+        self.value = _linear(dim_inner, dim_inner)
+        self.norm = nn.LayerNorm(dim_inner, elementwise_affine=False)
+        self.out = nn.Linear(dim_inner, dim_out)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.dropout = nn.Dropout(dropout)
+        self.shortcut: nn.Module = nn.Identity() if dim_in == dim_out else _linear(dim_in, dim_out)
+        self.pos_key: nn.Parameter | None = None
+        self.pos_value: nn.Parameter | None = None
+        if positions > 0:  # M blocks: a learned vector per memory second
+            self.pos_key = nn.Parameter(torch.zeros(positions, dim_inner))
+            self.pos_value = nn.Parameter(torch.zeros(positions, dim_inner))
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        """x [N,dim_in] -> [N,dim_out]."""
+        k_in = v_in = ctx.feats  # [G,S,C]
+        if self.pos_key is not None and self.pos_value is not None and ctx.positions is not None:
+            k_in = k_in + self.pos_key[ctx.positions]
+            v_in = v_in + self.pos_value[ctx.positions]
+        k, v = self.key(k_in), self.value(v_in)  # [G,S,C], once per clip
+        q = self.query(x)  # [N,C]
+        if ctx.shared:
+            scores = q @ k[0].transpose(0, 1)  # [N,S]
+        else:
+            scores = torch.einsum("nc,nsc->ns", q, k[ctx.index])
+        scores = (scores * self.scale).masked_fill(~ctx.mask, torch.finfo(scores.dtype).min)
+        if ctx.pad_logit is not None:  # reference zero padding: key/value = projection biases
+            pad = (q @ self.key.bias) * self.scale + ctx.pad_logit  # [N]
+            scores = torch.cat([scores, pad.unsqueeze(1)], dim=1)  # [N,S+1]
+        attn = F.softmax(scores, dim=1)
+        if ctx.pad_logit is not None:
+            attn, attn_pad = attn[:, :-1], attn[:, -1:]
+        attn = attn * ctx.mask  # an all-masked row attends to nothing
+        if ctx.shared:
+            mixed = attn @ v[0]  # [N,C]
+        else:
+            mixed = torch.einsum("ns,nsc->nc", attn, v[ctx.index])
+        if ctx.pad_logit is not None:
+            mixed = mixed + attn_pad * self.value.bias
+            has_slots = torch.ones_like(ctx.pad_logit).unsqueeze(1)
+        else:
+            has_slots = ctx.mask.any(dim=1, keepdim=True).to(x.dtype)  # [N,1]
+        update = self.dropout(self.out(F.relu(self.norm(mixed))))
+        # no slot to attend to (no objects, empty memory): the block is its shortcut
+        return self.shortcut(x) + update * has_slots
+
+
+def _block_widths(cfg: IAConfig, dim_feature: int) -> list[int]:
+    """Output width of each block: the last block of the chain (per branch if parallel) -> D."""
+    n = len(cfg.blocks)
+    if cfg.structure is Structure.PARALLEL:
+        last = {kind: i for i, kind in enumerate(cfg.blocks)}
+        return [dim_feature if last[k] == i else cfg.dim_inner for i, k in enumerate(cfg.blocks)]
+    return [dim_feature if i == n - 1 else cfg.dim_inner for i in range(n)]
+
+
+class InteractionAggregation(nn.Module):
+    """Reduces person/object/memory features to C and runs the block structure -> [N,D]."""
+
+    def __init__(self, cfg: IAConfig, dim_feature: int) -> None:
+        super().__init__()
+        c = cfg.dim_inner
+        self.structure = cfg.structure
+        self.kinds = tuple(cfg.blocks)
+        self.query_reduce = _linear(dim_feature, c)
+        self.person_reduce = _linear(dim_feature, c) if cfg.uses(Block.PERSON) else None
+        self.object_reduce = _linear(dim_feature, c) if cfg.uses(Block.OBJECT) else None
+        self.memory_reduce = _linear(dim_feature, c) if cfg.uses(Block.MEMORY) else None
+        self.reduce_dropout = nn.Dropout(cfg.dropout)
+        widths = _block_widths(cfg, dim_feature)
+        self.blocks = nn.ModuleList(
+            InteractionBlock(c, w, c, cfg.dropout,
+                             cfg.memory_seconds if kind is Block.MEMORY else 0)
+            for kind, w in zip(cfg.blocks, widths, strict=True)
+        )
+        self.dense_mix = nn.ParameterList()
+        if cfg.structure is Structure.DENSE:
+            for i in range(2, len(cfg.blocks)):
+                logits = torch.full((i, c), DENSE_INIT)
+                logits[i - 1] = 0.0
+                self.dense_mix.append(nn.Parameter(logits))
+
+    def reduce(self, layer: nn.Linear | None, x: torch.Tensor) -> torch.Tensor:
+        assert layer is not None
+        return self.reduce_dropout(layer(x))
+
+    def forward(self, person: torch.Tensor, contexts: dict[str, Context]) -> torch.Tensor:
+        """person [N,D] pre-IA features, contexts by block kind ("P","O","M") -> [N,D]."""
+        query = self.reduce(self.query_reduce, person)  # [N,C]
+        if self.structure is Structure.PARALLEL:
+            total = torch.zeros_like(person)
+            for kind in dict.fromkeys(self.kinds):  # one branch per kind, in first-use order
+                h = query
+                for block, block_kind in zip(self.blocks, self.kinds, strict=True):
+                    if block_kind == kind:
+                        h = block(h, contexts[kind.value])
+                total = total + h
+            return total
+        outputs: list[torch.Tensor] = []
+        for i, (block, kind) in enumerate(zip(self.blocks, self.kinds, strict=True)):
+            if self.structure is Structure.DENSE and i >= 2:
+                weights = F.softmax(self.dense_mix[i - 2], dim=0)  # [i,C] per-channel mix
+                query = (torch.stack(outputs, dim=0) * weights.unsqueeze(1)).sum(dim=0)
+            query = block(query, contexts[kind.value])
+            outputs.append(query)
+        return query
+
+
+def per_person(ctx: Context) -> Context:
+    """The reference's layout: every person gets its own copy of its clip's slots, so the
+    key/value projections run once per person. Same result; used to check and to cost ours."""
+    if ctx.shared:
+        return ctx
+    index = torch.arange(ctx.index.shape[0], device=ctx.index.device)
+    positions = None if ctx.positions is None else ctx.positions[ctx.index]
+    return Context(ctx.feats[ctx.index], ctx.mask, index, positions, ctx.pad_logit, False)

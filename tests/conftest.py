@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.config import ModelConfig, preset
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_cfg() -> ModelConfig:
+    """The tiny preset without dropout, so train and eval mode agree exactly."""
+    return preset("tiny").replace(ia={"dropout": 0.0}, classifier={"dropout": 0.0})
