@@ -1,4 +1,4 @@
-"""AVA label maps: names, groups and the evaluated subset, read from files shipped in the package."""
+"""AVA label maps: names, groups and the evaluated subset, shipped in the package."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ class RoIFeatures(nn.Module):
         return pooled.amax(dim=(2, 3))
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """slow [B,Cs,Ts,h,w], fast [B,Cf,Tf,h,w], boxes [K,5] (batch, x1, y1, x2, y2) -> [K,Cs+Cf]."""
+        """slow [B,Cs,Ts,h,w], fast [B,Cf,Tf,h,w], boxes [K,5] (clip, x1..y2) -> [K,Cs+Cf]."""
         return torch.cat([self.pool(slow, boxes), self.pool(fast, boxes)], dim=1)
 
 
