@@ -78,7 +78,8 @@ class InteractionBlock(nn.Module):
         if ctx.shared:
             scores = q @ k[0].transpose(0, 1)  # [N,S]
         else:
-            scores = torch.einsum("nc,nsc->ns", q, k[ctx.index])
+            # batched matmul, not einsum: ONNX Runtime's Einsum dies on N = 0 persons
+            scores = (k[ctx.index] @ q.unsqueeze(-1)).squeeze(-1)  # [N,S,C]@[N,C,1] -> [N,S]
         scores = (scores * self.scale).masked_fill(~ctx.mask, torch.finfo(scores.dtype).min)
         if ctx.pad_logit is not None:  # reference zero padding: key/value = projection biases
             pad = (q @ self.key.bias) * self.scale + ctx.pad_logit  # [N]
@@ -90,12 +91,13 @@ class InteractionBlock(nn.Module):
         if ctx.shared:
             mixed = attn @ v[0]  # [N,C]
         else:
-            mixed = torch.einsum("ns,nsc->nc", attn, v[ctx.index])
+            mixed = (attn.unsqueeze(1) @ v[ctx.index]).squeeze(1)  # [N,1,S]@[N,S,C] -> [N,C]
         if ctx.pad_logit is not None:
             mixed = mixed + attn_pad * self.value.bias
             has_slots = torch.ones_like(ctx.pad_logit).unsqueeze(1)
         else:
-            has_slots = ctx.mask.any(dim=1, keepdim=True).to(x.dtype)  # [N,1]
+            # a count, not any(): ONNX's ReduceMax over an empty axis is not False
+            has_slots = (ctx.mask.sum(dim=1, keepdim=True) > 0).to(x.dtype)  # [N,1]
         update = self.dropout(self.out(F.relu(self.norm(mixed))))
         # no slot to attend to (no objects, empty memory): the block is its shortcut
         return self.shortcut(x) + update * has_slots

@@ -30,5 +30,5 @@ def pad_per_clip(
     targets = torch.arange(num_clips * cap, device=feats.device)
     assign = (slot.unsqueeze(0) == targets.unsqueeze(1)) & valid.unsqueeze(0)  # [B*cap,K]
     padded = assign.to(feats.dtype) @ feats  # [B*cap,D]
-    mask = assign.any(dim=1)
+    mask = assign.sum(dim=1) > 0  # not any(): ONNX ReduceMax of an empty axis is not False
     return padded.view(num_clips, cap, feats.shape[-1]), mask.view(num_clips, cap)

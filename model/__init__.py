@@ -1,0 +1,1 @@
+"""The AIA network, its data, training and evaluation."""
