@@ -61,3 +61,19 @@ def test_gradients_reach_backbone_and_head(tiny_cfg) -> None:
     assert model.features.backbone.fast_stem[0].weight.grad.abs().sum() > 0
     assert model.head.classifier.logits.weight.grad.abs().sum() > 0
     assert not memory.requires_grad
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu_and_bf16_autocast_trains(tiny_cfg) -> None:
+    model = build_aia(tiny_cfg).eval()
+    clip, person_boxes, object_boxes = batch(tiny_cfg, [3, 1], [2, 2])
+    mem = empty_memory(tiny_cfg, 2)
+    cpu = model(clip, person_boxes, object_boxes, *mem).logits
+    gpu_model = model.cuda()
+    args = [t.cuda() for t in (clip, person_boxes, object_boxes, *mem)]
+    torch.testing.assert_close(gpu_model(*args).logits.cpu(), cpu, atol=1e-4, rtol=1e-4)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = gpu_model.train()(*args)
+    out.logits.float().square().sum().backward()
+    assert torch.isfinite(out.logits.float()).all()
+    assert gpu_model.features.backbone.slow_stem[0].weight.grad.isfinite().all()
