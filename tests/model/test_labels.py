@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from importlib import resources
-
 import pytest
 
 from model.config import AVA_GROUPS
-from model.labels import ava_labels, read_pbtxt
+from model.labels import LABEL_DIR, ava_labels, read_pbtxt
 
 
 def shipped(name: str) -> str:
-    return (resources.files("model") / "labels" / name).read_text()
+    return (LABEL_DIR / name).read_text()
 
 
 def test_ava_labels_match_groups_and_pbtxt() -> None:
