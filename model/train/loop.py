@@ -128,6 +128,9 @@ def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     sampler = ShardSampler(len(train_set), cfg.seed, world, per_rank)
     loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, drop_last=True,
                         num_workers=cfg.data.workers, worker_init_fn=worker_init,
+                        # its own generator: a new iterator (each epoch, and on resume) must
+                        # not draw from the global RNG that dropout uses
+                        generator=torch.Generator().manual_seed(cfg.seed),
                         collate_fn=functools.partial(collate,
                                                      num_classes=train_set.num_classes))
     steps_per_epoch = len(train_set) // world.size // per_rank
