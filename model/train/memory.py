@@ -127,7 +127,8 @@ class NeighbourMemory:
                     mask[i, j * k : j * k + len(feats)] = True
                 slots.append(block)
             rows.append(torch.cat(slots, dim=0) if slots else torch.zeros(0, d, device=device))
-        seconds = torch.tensor(offsets, device=device).repeat_interleave(k).expand(b, m)
+        seconds = torch.tensor(offsets, dtype=torch.long, device=device)
+        seconds = seconds.repeat_interleave(k).expand(b, m)
         return MemoryWindow(torch.stack(rows), mask, seconds.clone())
 
     def after_step(self, batch: Batch, person_features: torch.Tensor, loss: float) -> None:
