@@ -31,6 +31,8 @@ import heapq
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 
@@ -111,27 +113,52 @@ class _Table:
                         for f in ("key", "cls", "score", "box")))
 
 
-def _columns(
-    rows: Sequence[Row], side: str, class_ids: np.ndarray, keys: dict[Key, int], scored: bool
-) -> tuple[_Table, int]:
-    """Rows of label-map classes as a `_Table` (key frames numbered in order of first
-    appearance), and how many rows were ignored for their class."""
+_SECONDS = 1 << 32  # key-frame code = video index * _SECONDS + timestamp
+_VIDEO, _TIME = attrgetter("video_id"), attrgetter("timestamp")
+_ACTION, _VALUE, _BOX = attrgetter("action_id"), attrgetter("value"), attrgetter("box")
+
+
+def _columns(rows: Sequence[Row], side: str, videos: dict[str, int],
+             scored: bool) -> _Table:
+    """All rows as columns; `key` holds a (video, second) code and `cls` the class id."""
     n = len(rows)
-    for i, row in enumerate(rows):
-        if row.action_id is None or (scored and (row.value is None
-                                                 or not math.isfinite(row.value))):
-            need = "an action id and a finite score" if scored else "an action id"
-            raise ValueError(f"{side} row {i} ({row.video_id},{row.timestamp}) needs {need}")
-    action = np.fromiter((r.action_id for r in rows), np.int64, n)
-    keep = np.flatnonzero(np.isin(action, class_ids))
-    picked = [rows[i] for i in keep.tolist()]
-    key = np.fromiter((keys.setdefault((r.video_id, r.timestamp), len(keys)) for r in picked),
-                      np.int64, len(picked))
-    score = np.fromiter((1.0 if r.value is None else r.value for r in picked), np.float64,
-                        len(picked))
-    box = np.fromiter((r.box for r in picked), np.dtype((np.float64, 4)), len(picked))
-    box = box.reshape(-1, 4)[:, [1, 0, 3, 2]]  # x1,y1,x2,y2 -> y1,x1,y2,x2
-    return _Table(key, np.searchsorted(class_ids, action[keep]), score, box), n - len(picked)
+    try:
+        action = np.fromiter(map(_ACTION, rows), np.int64, n)
+    except TypeError:
+        bad = next(i for i, r in enumerate(rows) if r.action_id is None)
+        raise ValueError(f"{side} row {bad} ({rows[bad].video_id},{rows[bad].timestamp}) "
+                         "has no action id") from None
+    value = np.array(list(map(_VALUE, rows)), np.float64)  # None -> NaN
+    if scored and not np.isfinite(value).all():
+        bad = int(np.flatnonzero(~np.isfinite(value))[0])
+        raise ValueError(f"{side} row {bad} ({rows[bad].video_id},{rows[bad].timestamp}) "
+                         f"needs a finite score, not {rows[bad].value}")
+    if not scored:
+        value[np.isnan(value)] = 1.0  # the official's score of a row without person id
+    names = list(map(_VIDEO, rows))
+    for name in dict.fromkeys(names):
+        videos.setdefault(name, len(videos))
+    video = np.fromiter(map(videos.__getitem__, names), np.int64, n)
+    second = np.fromiter(map(_TIME, rows), np.int64, n)
+    if n and not 0 <= second.min() <= second.max() < _SECONDS:
+        bad = int(np.flatnonzero((second < 0) | (second >= _SECONDS))[0])
+        raise ValueError(f"{side} row {bad} ({rows[bad].video_id},{rows[bad].timestamp}): "
+                         f"timestamps must be whole seconds in [0, {_SECONDS})")
+    box = np.fromiter(chain.from_iterable(map(_BOX, rows)), np.float64, 4 * n).reshape(n, 4)
+    code = video * _SECONDS + second
+    return _Table(code, action, value, box[:, [1, 0, 3, 2]])  # -> y1, x1, y2, x2
+
+
+def _number_keys(pred_code: np.ndarray, gt_code: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Key-frame indices in order of first appearance, predictions first (the official's
+    order of key frames); returns (pred keys, gt keys, code of each key)."""
+    codes, first, inverse = np.unique(np.concatenate([pred_code, gt_code]), return_index=True,
+                                      return_inverse=True)
+    by_first = np.argsort(first, kind="stable")
+    index = np.empty_like(by_first)
+    index[by_first] = np.arange(by_first.size)
+    key = index[inverse]
+    return key[:pred_code.size], key[pred_code.size:], codes[by_first]
 
 
 def _heap_list(entries: list[_Entry], capacity: int | None) -> list[_Entry]:
@@ -162,35 +189,51 @@ def _literal(t: _Table, keys: np.ndarray, rows_of: list[np.ndarray],
     return _Table.concat(parts), np.concatenate(ranks)
 
 
-def _official_lists(t: _Table, n_keys: int, capacity: int | None) -> tuple[_Table, np.ndarray]:
-    """The rows the official reader keeps per key frame, and each row's rank in that list."""
-    n = t.score.size
-    order = np.lexsort((np.arange(n), -t.score, t.key))  # key, score descending, file order
+def _stable_order(values: np.ndarray, bound: int) -> np.ndarray:
+    """Stable argsort of ints in [0, bound): 16-bit radix passes, far faster than a
+    comparison sort on millions of rows."""
+    order = np.arange(values.size)
+    for shift in range(0, max(bound - 1, 1).bit_length(), 16):
+        digit = ((values[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
+def _official_lists(t: _Table, n_keys: int, capacity: int | None) -> _Table:
+    """The rows the official reader keeps per key frame, sorted by class, key frame and rank
+    in the key frame's list (the order in which the official matches and concatenates)."""
+    # Equal scores may land in any order here: where their order matters (a tie across the
+    # cut, or inside one key frame and class) the key frame takes the literal heap below.
+    by_score = np.argsort(-t.score)
+    by_key = by_score[_stable_order(t.key[by_score], n_keys)]  # key, score descending
     counts = np.bincount(t.key, minlength=n_keys)
     starts = np.cumsum(counts) - counts
-    rank = np.arange(n) - starts[t.key[order]]
-    kept = rank < capacity if capacity is not None else np.ones(n, bool)
+    order, rank = by_key, np.arange(t.score.size) - starts[t.key[by_key]]
     literal = np.zeros(n_keys, bool)
     if capacity is not None:
         full = np.flatnonzero(counts > capacity)
-        last, first_out = starts[full] + capacity - 1, starts[full] + capacity
-        literal[full[t.score[order[last]] == t.score[order[first_out]]]] = True
-    # Equal scores within one key frame and class: their relative order is the heap's.
-    rows = order[kept]
-    rows = rows[np.lexsort((t.score[rows], t.cls[rows], t.key[rows]))]
-    same = np.ones(max(rows.size - 1, 0), bool)
-    for column in (t.key, t.cls, t.score):
-        same &= column[rows[1:]] == column[rows[:-1]]
-    literal[t.key[rows[1:][same]]] = True
+        cut_score = t.score[by_key[starts[full] + capacity - 1]]
+        literal[full[cut_score == t.score[by_key[starts[full] + capacity]]]] = True
+        order, rank = order[rank < capacity], rank[rank < capacity]
+    by_class = _stable_order(t.cls[order], int(t.cls.max(initial=0)) + 1)
+    order, rank = order[by_class], rank[by_class]  # class, key, rank
+    key, cls, score = t.key[order], t.cls[order], t.score[order]
+    same = (key[1:] == key[:-1]) & (cls[1:] == cls[:-1]) & (score[1:] == score[:-1])
+    literal[key[1:][same]] = True
 
-    fast = kept & ~literal[t.key[order]]
-    table, ranks = t.take(order[fast]), rank[fast]
+    fast = ~literal[key]
     slow = np.flatnonzero(literal)
-    if slow.size:
-        rows_of = [np.sort(order[starts[k]:starts[k] + counts[k]]) for k in slow.tolist()]
-        extra, extra_ranks = _literal(t, slow, rows_of, capacity)
-        table, ranks = _Table.concat([table, extra]), np.concatenate([ranks, extra_ranks])
-    return table, ranks
+    if slow.size == 0:
+        return t.take(order)
+    rows_of = [np.sort(by_key[starts[k]:starts[k] + counts[k]]) for k in slow.tolist()]
+    extra, extra_rank = _literal(t, slow, rows_of, capacity)
+    # Merge the literal key frames' rows into the sorted fast rows with one gather.
+    rank = np.concatenate([rank[fast], extra_rank])
+    code = (np.concatenate([cls[fast], extra.cls]) * n_keys
+            + np.concatenate([key[fast], extra.key])) * (int(rank.max()) + 1) + rank
+    source = np.concatenate([order[fast], t.score.size + np.arange(extra.score.size)])
+    merged = source[np.argsort(code, kind="stable")]  # two sorted runs: a linear merge
+    return _Table.concat([t, extra]).take(merged)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -244,9 +287,39 @@ def average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> float:
     return float(np.sum((recall[steps] - recall[steps - 1]) * precision[steps]))
 
 
-def _drop_excluded(t: _Table, excluded: np.ndarray) -> tuple[_Table, int]:
-    keep = ~excluded[t.key]
-    return t.take(np.flatnonzero(keep)), int(np.unique(t.key[~keep]).size)
+def _load(gt_rows: Sequence[Row], pred_rows: Sequence[Row], class_ids: np.ndarray,
+          exclusions: Collection[Key]) -> tuple[_Table, _Table, int, dict[str, int]]:
+    """Both sides as tables of label-map classes outside excluded key frames (class ids as
+    indices into `class_ids`), the number of key frames, and what was dropped."""
+    videos: dict[str, int] = {}
+    sides = [_columns(pred_rows, "prediction", videos, True),
+             _columns(gt_rows, "ground truth", videos, False)]
+    keeps = [np.flatnonzero(np.isin(t.cls, class_ids)) for t in sides]
+    keys = _number_keys(*(t.key[keep] for t, keep in zip(sides, keeps, strict=True)))
+    excluded_codes = np.array([videos[v] * _SECONDS + t for v, t in exclusions
+                               if v in videos and 0 <= t < _SECONDS], np.int64)
+    excluded = np.isin(keys[2], excluded_codes)
+    tables, dropped = [], {}
+    for name, t, keep, key in zip(("pred", "gt"), sides, keeps, keys[:2], strict=True):
+        inside = ~excluded[key]
+        rows = keep[inside]
+        tables.append(_Table(key[inside], np.searchsorted(class_ids, t.cls[rows]),
+                             t.score[rows], t.box[rows]))
+        dropped[f"{name}_rows_ignored_class"] = int(t.cls.size - keep.size)
+        dropped[f"{name}_keyframes_excluded"] = int(np.unique(key[~inside]).size)
+    return tables[0], tables[1], int(keys[2].size), dropped
+
+
+def _mean_ap(ap: Mapping[int, float], max_id: int) -> float:
+    """The official's mean: nanmean over a per-id array, NaN where a class has no AP."""
+    if not ap:
+        return math.nan
+    if max_id > 1 << 16:  # absurd ids: same mean, without a huge array
+        return float(np.mean([ap[c] for c in sorted(ap)]))
+    by_id = np.full(max_id, np.nan)
+    for class_id, value in ap.items():
+        by_id[class_id - 1] = value
+    return float(np.nanmean(by_id))
 
 
 def evaluate(
@@ -260,45 +333,29 @@ def evaluate(
     if not labels or min(labels) < 1:
         raise ValueError(f"label map ids must be >= 1 and there must be some: {sorted(labels)}")
     class_ids = np.array(sorted(labels), np.int64)
-    keys: dict[Key, int] = {}  # predictions first: their key frame order is the official's
-    pred, pred_ignored = _columns(pred_rows, "prediction", class_ids, keys, scored=True)
-    gt, gt_ignored = _columns(gt_rows, "ground truth", class_ids, keys, scored=False)
-    n_keys = len(keys)
-    excluded = np.fromiter((k in exclusions for k in keys), bool, n_keys)
-    pred, pred_excluded = _drop_excluded(pred, excluded)
-    gt, gt_excluded = _drop_excluded(gt, excluded)
-
-    det, det_rank = _official_lists(pred, n_keys, MAX_DETECTIONS_PER_KEYFRAME)
-    capped = pred.score.size - det.score.size
+    pred, gt, n_keys, dropped = _load(gt_rows, pred_rows, class_ids, exclusions)
+    det = _official_lists(pred, n_keys, MAX_DETECTIONS_PER_KEYFRAME)
     valid = (det.box[:, 0] < det.box[:, 2]) & (det.box[:, 1] < det.box[:, 3])
-    det, det_rank = det.take(np.flatnonzero(valid)), det_rank[valid]
-    gt, gt_rank = _official_lists(gt, n_keys, None)
-    det = det.take(np.lexsort((det_rank, det.key, det.cls)))
-    gt = gt.take(np.lexsort((gt_rank, gt.key, gt.cls)))
+    det = det.take(np.flatnonzero(valid))
+    gt = _official_lists(gt, n_keys, None)
     tp = _true_positives(det, gt, n_keys)
 
-    n_classes = class_ids.size
-    num_gt = np.bincount(gt.cls, minlength=n_classes)
-    bounds = np.searchsorted(det.cls, np.arange(n_classes + 1))
+    num_gt = np.bincount(gt.cls, minlength=class_ids.size)
+    bounds = np.searchsorted(det.cls, np.arange(class_ids.size + 1))
     ap: dict[int, float] = {}
     for c in np.flatnonzero(num_gt).tolist():
         seg = slice(bounds[c], bounds[c + 1])
         ap[int(class_ids[c])] = average_precision(det.score[seg].copy(), tp[seg], num_gt[c])
-    # The official averages a per-id array with NaN for ids without ground truth.
-    by_id = np.full(int(class_ids[-1]), np.nan)
-    for class_id, value in ap.items():
-        by_id[class_id - 1] = value
-    mean_ap = float(np.nanmean(by_id)) if ap else math.nan
     counts = {
         "gt_rows": int(gt.score.size), "pred_rows_scored": int(det.score.size),
         "gt_keyframes": int(np.unique(gt.key).size),
         "pred_keyframes": int(np.unique(pred.key).size),
-        "gt_rows_ignored_class": gt_ignored, "pred_rows_ignored_class": pred_ignored,
-        "gt_keyframes_excluded": gt_excluded, "pred_keyframes_excluded": pred_excluded,
-        "pred_rows_over_cap": int(capped), "pred_rows_degenerate_box": int((~valid).sum()),
+        **dropped,
+        "pred_rows_over_cap": int(pred.score.size - valid.size),
+        "pred_rows_degenerate_box": int((~valid).sum()),
     }
     return EvalResult(
-        mean_ap=mean_ap, ap=ap, names=dict(sorted(labels.items())),
+        mean_ap=_mean_ap(ap, int(class_ids[-1])), ap=ap, names=dict(sorted(labels.items())),
         num_gt={int(i): int(n) for i, n in zip(class_ids, num_gt, strict=True)},
         num_detections={int(i): int(bounds[c + 1] - bounds[c])
                         for c, i in enumerate(class_ids)},

@@ -1,0 +1,127 @@
+"""`aia eval`: AVA frame mAP at IoU 0.5 of a prediction CSV against ground truth, with the
+official ActivityNet evaluator's numbers (see model/evaluate.py). Prints a per-class table
+and optionally writes JSON."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from model.data.ava_files import (
+    AvaFormatError,
+    Row,
+    read_exclusions,
+    read_label_map,
+    read_numbered_rows,
+    read_rows,
+)
+from model.evaluate import EvalResult, evaluate
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt", required=True, type=Path,
+                        help="ground truth CSV: video_id,timestamp,x1,y1,x2,y2,action_id,person_id")
+    parser.add_argument("--pred", required=True, type=Path,
+                        help="predictions CSV: video_id,timestamp,x1,y1,x2,y2,action_id,score")
+    parser.add_argument("--labelmap", required=True, type=Path,
+                        help="AVA .pbtxt label map; only its classes are scored")
+    parser.add_argument("--exclusions", type=Path,
+                        help="CSV video_id,timestamp of key frames left out on both sides")
+    parser.add_argument("--groups", type=Path,
+                        help="CSV with header columns id and group (e.g. the dataset's "
+                             "labels.csv): also report mean AP per group")
+    parser.add_argument("--json", type=Path, help="write the result as JSON here")
+
+
+def read_groups(path: Path) -> dict[int, str]:
+    """class id -> group name from a CSV with a header naming `id` and `group` columns."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"id", "group"} <= set(reader.fieldnames):
+            raise AvaFormatError(f"{path}: needs columns id and group in its header line, "
+                                 f"found {reader.fieldnames}")
+        groups: dict[int, str] = {}
+        for row in reader:
+            try:
+                groups[int(row["id"])] = row["group"].strip()
+            except (TypeError, ValueError):
+                raise AvaFormatError(f"{path}:{reader.line_num}: id {row['id']!r} is not a "
+                                     "whole number") from None
+    return groups
+
+
+def _read_predictions(path: Path) -> list[Row]:
+    rows = []
+    for line, row in read_numbered_rows(path, "score"):
+        if row.value is None:
+            raise AvaFormatError(f"{path}:{line}: no score; prediction rows need 8 columns "
+                                 "video_id,timestamp,x1,y1,x2,y2,action_id,score")
+        rows.append(row)
+    return rows
+
+
+def format_table(result: EvalResult, groups: dict[int, str] | None) -> str:
+    """Per-class AP (in percent) with names, then group means and the mAP."""
+    width = max((len(n) for n in result.names.values()), default=4)
+    lines = [f"{'id':>4}  {'class':<{width}}  {'AP':>6}  {'gt':>7}  {'dets':>8}"]
+    for class_id, name in result.names.items():
+        ap = result.ap.get(class_id)
+        shown = f"{100 * ap:6.2f}" if ap is not None else "     -"
+        note = "" if ap is not None else "  (no ground truth, left out of the mean)"
+        lines.append(f"{class_id:>4}  {name:<{width}}  {shown}  {result.num_gt[class_id]:>7}"
+                     f"  {result.num_detections[class_id]:>8}{note}")
+    if groups is not None:
+        for group, value in result.group_means(groups).items():
+            lines.append(f"group {group:<{width - 1}}  {100 * value:6.2f}")
+    shown = "     -" if math.isnan(result.mean_ap) else f"{100 * result.mean_ap:6.2f}"
+    lines.append(f"mAP@0.5IoU over {len(result.ap)} classes: {shown}")
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    steps = tqdm(total=5, desc="eval", unit="step", file=sys.stderr, leave=False)
+    try:
+        labels = read_label_map(args.labelmap)
+        groups = read_groups(args.groups) if args.groups else None
+        exclusions = read_exclusions(args.exclusions) if args.exclusions else set()
+        steps.update()
+        gt_rows = read_rows(args.gt, "person_id")
+        steps.update()
+        pred_rows = _read_predictions(args.pred)
+        steps.update()
+        result = evaluate(gt_rows, pred_rows, labels, exclusions)
+        steps.update()
+        if args.json:
+            data = result.to_dict(groups)
+            data["files"] = {"gt": str(args.gt), "pred": str(args.pred),
+                             "labelmap": str(args.labelmap),
+                             "exclusions": str(args.exclusions) if args.exclusions else None}
+            _write_json(args.json, data)
+        steps.update()
+    except (OSError, ValueError) as error:  # AvaFormatError is a ValueError
+        steps.close()
+        print(f"aia eval: error: {error}", file=sys.stderr)
+        return 2
+    steps.close()
+    print(format_table(result, groups))
+    if not result.ap:
+        print("aia eval: warning: no label-map class has ground truth; mAP is undefined",
+              file=sys.stderr)
+    return 0
