@@ -8,7 +8,6 @@ runs), overall, per class and per group (family).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,15 +97,6 @@ def predict_video(model: AIA, cfg: ModelConfig, video_id: str, key_frames: list[
     return rows
 
 
-def group_means(result: EvalResult, labels: tuple[Label, ...]) -> dict[str, float]:
-    by_group: dict[str, list[float]] = {}
-    for label in labels:
-        if label.id in result.ap:
-            by_group.setdefault(label.group, []).append(result.ap[label.id])
-    missing = {label.group for label in labels} - by_group.keys()
-    return {g: sum(v) / len(v) for g, v in by_group.items()} | dict.fromkeys(missing, math.nan)
-
-
 def validate(model: AIA, cfg: ModelConfig, dataset: AvaDataset, labels: tuple[Label, ...],
              batch_size: int, device: torch.device, out_csv: Path | None = None,
              max_videos: int | None = None) -> Validation:
@@ -126,4 +116,4 @@ def validate(model: AIA, cfg: ModelConfig, dataset: AvaDataset, labels: tuple[La
     result = evaluate(gt, pred, evaluated, exclusions)
     if out_csv is not None:
         write_rows(out_csv, pred, "score")
-    return Validation(result, group_means(result, labels), out_csv)
+    return Validation(result, result.group_means({lb.id: lb.group for lb in labels}), out_csv)
