@@ -11,6 +11,11 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Later work adds synth, train, eval, export, serve, detect, bench.
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("model.info", "parameter and multiply-accumulate counts of a preset"),
+    "synth": ("model.synth.command", "render a synthetic AVA-format dataset (videos + CSVs)"),
+    "train": ("model.train.cli", "train the network on AVA-format data (AMU memory)"),
+    "ablate": ("model.train.ablate", "train the paper's Table 1 variants and tabulate them"),
+    "bench": ("model.bench_memory", "benchmarks: train-memory (the paper's Figure 5)"),
+    "eval": ("model.eval_cli", "AVA frame mAP@0.5 of predictions (official evaluator's numbers)"),
 }
 
 
