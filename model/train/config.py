@@ -18,6 +18,10 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from model.config import to_dict  # the same dataclass -> plain dict walk as model configs
+
+__all__ = ["TrainConfig", "TrainConfigError", "dump", "from_dict", "load", "to_dict"]
+
 
 class TrainConfigError(ValueError):
     """A training config value is missing, unknown or invalid; the message names the key."""
@@ -127,16 +131,6 @@ class TrainConfig:
         for ok, name, value in checks:
             if not ok:
                 raise TrainConfigError(f"{name}={value!r} is not valid")
-
-
-def to_dict(cfg: Any) -> Any:
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, enum.Enum):
-        return cfg.value
-    if isinstance(cfg, tuple | list):
-        return [to_dict(v) for v in cfg]
-    return cfg
 
 
 def _coerce(kind: Any, value: Any, where: str) -> Any:
