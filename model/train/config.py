@@ -52,8 +52,14 @@ class ModelSection:
     init: str | None = None  # weights to start from: a state dict or an `aia train` checkpoint
 
 
+class OptimizerKind(enum.StrEnum):
+    SGD = "sgd"  # the reference recipe (fine-tuning Kinetics weights)
+    ADAMW = "adamw"  # training from scratch (the synthetic benchmark) converges far faster
+
+
 @dataclass(frozen=True)
 class OptimConfig:
+    name: OptimizerKind = OptimizerKind.SGD
     lr: float = 4e-4  # at `lr_batch` clips per step; scaled linearly with the batch size
     lr_batch: int = 16
     momentum: float = 0.9

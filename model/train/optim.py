@@ -7,7 +7,7 @@ from torch import nn
 
 from model.backbone import FrozenBatchNorm3d
 from model.network import AIA
-from model.train.config import OptimConfig, ScheduleConfig
+from model.train.config import OptimConfig, OptimizerKind, ScheduleConfig
 
 
 def freeze_norms(model: nn.Module) -> int:
@@ -43,9 +43,12 @@ def param_groups(model: AIA, cfg: OptimConfig, lr: float) -> list[dict[str, obje
     return out
 
 
-def build_optimizer(model: AIA, cfg: OptimConfig, batch_size: int) -> torch.optim.SGD:
+def build_optimizer(model: AIA, cfg: OptimConfig, batch_size: int) -> torch.optim.Optimizer:
     lr = cfg.lr * batch_size / cfg.lr_batch  # linear scaling from the reference's 16 clips
-    return torch.optim.SGD(param_groups(model, cfg, lr), lr=lr, momentum=cfg.momentum)
+    groups = param_groups(model, cfg, lr)
+    if cfg.name is OptimizerKind.ADAMW:
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999))
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
 
 
 def lr_factor(step: int, cfg: ScheduleConfig) -> float:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from model.config import preset
 from model.network import build_aia
@@ -79,3 +80,12 @@ def test_warmup_then_steps() -> None:
     assert lr_factor(2000, sched) == 1.0
     assert lr_factor(70_000, sched) == pytest.approx(0.1)
     assert lr_factor(95_000, sched) == pytest.approx(0.01)
+
+
+def test_adamw_for_training_from_scratch(tiny_cfg) -> None:
+    cfg = load(None, ["optim.name=adamw", "optim.lr=0.002", "optim.momentum=0.9"]).optim
+    optimizer = build_optimizer(build_aia(tiny_cfg), cfg, batch_size=16)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    with pytest.raises(TrainConfigError, match="optim.name"):
+        load(None, ["optim.name=lion"])
