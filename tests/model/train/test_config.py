@@ -87,5 +87,5 @@ def test_adamw_for_training_from_scratch(tiny_cfg) -> None:
     optimizer = build_optimizer(build_aia(tiny_cfg), cfg, batch_size=16)
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.param_groups[0]["betas"] == (0.9, 0.999)
-    with pytest.raises(TrainConfigError, match="optim.name"):
+    with pytest.raises(TrainConfigError, match=r"optim\.name"):
         load(None, ["optim.name=lion"])
