@@ -110,7 +110,8 @@ def validate(model: AIA, cfg: ModelConfig, dataset: AvaDataset, labels: tuple[La
         pred += predict_video(model, cfg, video_id, key_frames, seconds, device)
     model.train(was_training)
     files = dataset.layout.split(dataset.split)
-    gt = [r for r in read_rows(files.annotations, "person_id") if r.video_id in set(videos)]
+    chosen = set(videos)
+    gt = [r for r in read_rows(files.annotations, "person_id") if r.video_id in chosen]
     evaluated = {label.id: label.name for label in labels if label.evaluated}
     exclusions = read_exclusions(files.exclusions) if files.exclusions else set()
     result = evaluate(gt, pred, evaluated, exclusions)
