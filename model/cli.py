@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("model.train.ablate", "train the paper's Table 1 variants and tabulate them"),
     "bench": ("model.bench_memory", "benchmarks: train-memory (the paper's Figure 5)"),
     "eval": ("model.eval_cli", "AVA frame mAP@0.5 of predictions (official evaluator's numbers)"),
+    "export": ("exporters.command", "checkpoint -> ONNX / TorchScript artifact with manifest"),
 }
 
 

@@ -1,0 +1,235 @@
+"""Reading an exported artifact directory (DESIGN section 4): the service's only entry point.
+
+`load_artifact(DIR)` checks the manifest's format version, the size and sha256 of every file
+it lists and that its config, labels and input spec agree, then returns them with the graph
+paths. Anything wrong raises `ArtifactError` naming the file. Nothing here imports the
+exporters, so the service loads an artifact without torch.onnx or a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from model.config import ConfigError, ModelConfig, from_dict
+from model.labels import Label
+
+FORMAT = "aia-artifact/1"
+MANIFEST = "manifest.json"
+MIN_SIDE = 32  # smallest resized frame side the features graph accepts (2x backbone stride)
+GRAPHS = ("features", "head")
+FORMATS = ("onnx", "torchscript")
+DTYPES = ("fp32", "fp16")
+REQUIRED = ("format", "model_config", "labels", "input", "dtype", "graphs", "files",
+            "training", "parity")
+_CHUNK = 1 << 20
+
+
+class ArtifactError(RuntimeError):
+    """An artifact that must not be served; the message starts with the offending file."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the service must do before graph 1 and around graph 2; all from the config."""
+
+    frames: int  # the clip holds `frames` frames at `fps`, the key frame at frames // 2
+    fps: float
+    fast_stride: int  # sampling inside the graph, for information
+    alpha: int
+    short_side: int  # resize: scale = min(short_side / short, max_long_side / long)
+    max_long_side: int
+    min_side: int  # a resized side below this must be padded (bottom/right) first
+    mean: tuple[float, float, float]  # RGB 0-255; applied inside graph 1
+    std: tuple[float, float, float]
+    test_box_enlarge: tuple[float, float]  # person boxes grow by (w, h) fractions at test time
+    memory_before: int  # memory window: whole seconds before / after the key frame
+    memory_after: int
+    persons_per_second: int  # memory slots per second
+    max_persons: int
+    max_objects: int  # object slots per clip, highest detector score first
+    feature_dim: int
+    num_classes: int
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> InputSpec:
+        i, ia = cfg.input, cfg.ia
+        return cls(i.frames, i.fps, i.fast_stride, i.alpha, i.short_side, i.max_long_side,
+                   MIN_SIDE, i.mean, i.std, cfg.roi.test_enlarge, ia.memory_before,
+                   ia.memory_after, ia.persons_per_second, ia.max_persons, ia.max_objects,
+                   cfg.feature_dim, cfg.classifier.num_classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std),
+                "test_box_enlarge": list(self.test_box_enlarge), "channels": "RGB",
+                "clip_layout": "uint8 [B, frames, H, W, 3]",
+                "boxes": "[K, 5]: clip index, x1, y1, x2, y2 in pixels of the resized clip"}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputSpec:
+        names = cls.__dataclass_fields__
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+                  if k in names}
+        return cls(**values)
+
+    def resized(self, width: int, height: int) -> tuple[int, int, float]:
+        """(width, height, scale) of a `width` x `height` frame after the resize rule."""
+        scale = min(self.short_side / min(width, height),
+                    self.max_long_side / max(width, height))
+        return max(1, round(width * scale)), max(1, round(height * scale)), scale
+
+    def memory_offsets(self) -> list[int]:
+        """The neighbour seconds of the memory input, each `persons_per_second` slots."""
+        return [s for s in range(-self.memory_before, self.memory_after + 1) if s != 0]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    root: Path
+    config: ModelConfig
+    labels: tuple[Label, ...]
+    input: InputSpec
+    dtype: str
+    graphs: Mapping[str, Mapping[str, Path]]  # graph -> format -> file
+    training: Mapping[str, Any]
+    parity: Mapping[str, Any]
+    manifest: Mapping[str, Any]
+
+    def path(self, graph: str, fmt: str) -> Path:
+        found = self.graphs.get(graph, {}).get(fmt)
+        if found is None:
+            raise ArtifactError(f"{self.root / MANIFEST}: no {fmt} file for graph {graph!r}")
+        return found
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256(path), "bytes": path.stat().st_size}
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not found; is {root} an `aia export` directory?")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON (truncated or edited?): {err}") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    if data.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: format {data.get('format')!r}; this loader reads "
+                            f"{FORMAT!r} (export the checkpoint again with this version)")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise ArtifactError(f"{path}: missing {missing}")
+    return data
+
+
+def _member(root: Path, name: object, where: str) -> Path:
+    """A file named by the manifest: a plain relative path that stays inside the artifact."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(
+            name).parts:
+        raise ArtifactError(f"{root / MANIFEST}: {where}: {name!r} is not a file inside {root}")
+    return root / name
+
+
+def verify_files(root: Path, files: Mapping[str, Any]) -> None:
+    """Every listed file exists with the recorded size and sha256."""
+    for name, record in files.items():
+        path = _member(root, name, "files")
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing (listed in {MANIFEST})")
+        size = path.stat().st_size
+        if size != record.get("bytes"):
+            raise ArtifactError(f"{path}: {size} bytes, {MANIFEST} records {record.get('bytes')}"
+                                " (truncated or replaced)")
+        if sha256(path) != record.get("sha256"):
+            raise ArtifactError(f"{path}: sha256 differs from {MANIFEST} (modified or from "
+                                "another export)")
+
+
+def _labels(data: Any, where: Path, num_classes: int) -> tuple[Label, ...]:
+    try:
+        labels = tuple(Label(int(e["id"]), str(e["name"]), str(e["group"]), bool(e["evaluated"]))
+                       for e in data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ArtifactError(f"{where}: labels: entries need id, name, group, evaluated: "
+                            f"{err}") from None
+    if [lb.id for lb in labels] != list(range(1, num_classes + 1)):
+        raise ArtifactError(f"{where}: labels: ids must be 1..{num_classes} (the model's "
+                            f"classes) in order, found {[lb.id for lb in labels]}")
+    return labels
+
+
+def _graphs(root: Path, data: Mapping[str, Any], files: Mapping[str, Any],
+            wanted: Iterable[str]) -> dict[str, dict[str, Path]]:
+    where = root / MANIFEST
+    out: dict[str, dict[str, Path]] = {}
+    for graph in GRAPHS:
+        entry = data.get(graph)
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("files"), Mapping):
+            raise ArtifactError(f"{where}: graphs.{graph}: missing or without files")
+        out[graph] = {}
+        for fmt, name in entry["files"].items():
+            path = _member(root, name, f"graphs.{graph}.files.{fmt}")
+            if name not in files:
+                raise ArtifactError(f"{path}: not covered by the sha256 list of {MANIFEST}")
+            out[graph][fmt] = path
+        for fmt in wanted:
+            if fmt not in out[graph]:
+                raise ArtifactError(f"{where}: graph {graph!r} has no {fmt} file (has "
+                                    f"{sorted(out[graph])})")
+    return out
+
+
+def load_artifact(root: str | Path, formats: Iterable[str] = ()) -> Artifact:
+    """Check and open an artifact; `formats` names the formats the caller will load."""
+    root = Path(root)
+    data = read_manifest(root)
+    where = root / MANIFEST
+    if data["dtype"] not in DTYPES:
+        raise ArtifactError(f"{where}: dtype {data['dtype']!r}, expected one of {DTYPES}")
+    verify_files(root, data["files"])
+    try:
+        config = from_dict(data["model_config"])
+        spec = InputSpec.from_dict(data["input"])
+    except (ConfigError, TypeError) as err:
+        raise ArtifactError(f"{where}: model_config / input: {err}") from None
+    if spec != InputSpec.from_config(config):
+        raise ArtifactError(f"{where}: input spec does not match model_config (edited?)")
+    labels = _labels(data["labels"], where, config.classifier.num_classes)
+    graphs = _graphs(root, data["graphs"], data["files"], formats)
+    return Artifact(root, config, labels, spec, data["dtype"], graphs, data["training"],
+                    data["parity"], data)
+
+
+def onnx_session(path: Path, providers: Iterable[str] = ("CPUExecutionProvider",)) -> Any:
+    """An ONNX Runtime session for one graph of a loaded artifact."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=list(providers))
+
+
+def load_torchscript(path: Path, device: str = "cpu") -> Any:
+    """A TorchScript graph; torch.jit's deprecation warnings on this torch are expected."""
+    import warnings
+
+    import torch
+    import torchvision  # noqa: F401  registers torchvision::roi_align, which graph 1 calls
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.load(str(path), map_location=device)
+    return module.eval()

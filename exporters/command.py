@@ -1,0 +1,64 @@
+"""`aia export`: a training checkpoint -> the artifact directory the service loads."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from exporters.export import ExportOptions, export_artifact
+from exporters.graphs import Dtype, ExportError, Format
+from model.config import ConfigError
+from model.train.checkpoint import CheckpointError
+
+
+def _formats(text: str) -> tuple[Format, ...]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    known = [f.value for f in Format]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: formats are a comma list of {known}")
+    return tuple(Format(n) for n in dict.fromkeys(names))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="an `aia train` checkpoint (.pt)")
+    parser.add_argument("--out", required=True, help="artifact directory to create")
+    parser.add_argument("--formats", type=_formats, default=(Format.ONNX, Format.TORCHSCRIPT),
+                        help="comma list of onnx, torchscript (default: both)")
+    parser.add_argument("--dtype", choices=[d.value for d in Dtype], default="fp32",
+                        help="weights and compute; inputs and outputs stay float32")
+    parser.add_argument("--parity-short-side", type=int, default=None, metavar="PX",
+                        help="short side of the parity clips (default: the model's)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="override the parity bound on |logit diff| (default: 1e-4 fp32, "
+                             "2%% of the logit range fp16)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def _command(args: argparse.Namespace) -> list[str]:
+    """The invocation, recorded in the manifest."""
+    words = ["aia", "export", "--checkpoint", str(args.checkpoint), "--out", str(args.out),
+             "--formats", ",".join(f.value for f in args.formats), "--dtype", args.dtype]
+    if args.parity_short_side is not None:
+        words += ["--parity-short-side", str(args.parity_short_side)]
+    if args.tolerance is not None:
+        words += ["--tolerance", repr(args.tolerance)]
+    return [*words, "--overwrite"] if args.overwrite else words
+
+
+def run(args: argparse.Namespace) -> int:
+    options = ExportOptions(formats=args.formats, dtype=Dtype(args.dtype), bound=args.tolerance,
+                            parity_short_side=args.parity_short_side, overwrite=args.overwrite,
+                            command=_command(args))
+    try:
+        result = export_artifact(args.checkpoint, args.out, options)
+    except (ExportError, CheckpointError, ConfigError) as err:
+        print(f"aia export: {err}", file=sys.stderr)
+        return 1
+    report = result.manifest["parity"]
+    for fmt, found in report["formats"].items():
+        print(f"{fmt:12s} max |logit diff| {found['max_abs_logits']:.3g}  "
+              f"max |feature diff| {found['max_abs_features']:.3g}")
+    print(json.dumps({"out": str(result.out), "seconds": result.seconds}))
+    return 0
