@@ -66,8 +66,8 @@ class FeatureBank:
         self.capacity, self.dtype = capacity, dtype
         self.err = math.inf  # Algorithm 1, line 2
         self._pool: OrderedDict[tuple[str, int], tuple[torch.Tensor, float]] = OrderedDict()
-        offsets = [o for o in range(-before, after + 1) if o != 0]
-        self.offsets = torch.tensor(offsets, dtype=torch.long).repeat_interleave(self.k)  # [M]
+        self._seconds = [o for o in range(-before, after + 1) if o != 0]  # neighbour offsets
+        self.offsets = torch.tensor(self._seconds, dtype=torch.long).repeat_interleave(self.k)
 
     def __len__(self) -> int:
         return len(self._pool)
@@ -127,9 +127,8 @@ class FeatureBank:
         b, m = len(videos), self.slots
         features = torch.zeros(b, m, self.dim)
         mask = torch.zeros(b, m, dtype=torch.bool)
-        offsets = [o for o in range(-self.before, self.after + 1) if o != 0]
         for i, (video, second) in enumerate(zip(videos, seconds, strict=True)):
-            for j, offset in enumerate(offsets):
+            for j, offset in enumerate(self._seconds):
                 entry = self._pool.get((video, int(second) + offset))
                 if entry is None:
                     continue

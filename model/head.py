@@ -122,10 +122,9 @@ class AIAHead(nn.Module):
         seconds = torch.cat([memory_seconds, torch.zeros_like(current_mask, dtype=torch.long)],
                             dim=1)
         in_window = (seconds >= -self.cfg.memory_before) & (seconds <= self.cfg.memory_after)
-        neighbour = seconds != 0
-        mask = torch.cat([memory_mask, current_mask], dim=1) & in_window  # [B,M+k]
-        mask = mask & (neighbour | (torch.arange(mask.shape[1], device=mask.device)
-                                    >= memory.shape[1]).unsqueeze(0))
+        # second 0 of the input is ignored: the clip's own persons stand there
+        neighbours = memory_mask & (memory_seconds != 0)
+        mask = torch.cat([neighbours, current_mask], dim=1) & in_window  # [B,M+k]
         positions = (seconds + self.cfg.memory_before).clamp(0, self.cfg.memory_seconds - 1)
         reduced = self.ia.reduce(self.ia.memory_reduce, feats)  # [B,M+k,C], once per clip
         return self.group_context(reduced, mask, person_batch, positions)

@@ -105,21 +105,29 @@ def collate(items: Sequence[Sample | Skipped], num_classes: int) -> Batch:
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
-    """Yields (epoch, index); the order is a function of (seed, epoch). Call `set_epoch`."""
+    """Yields (epoch, index); the order is a function of (seed, epoch). Call `set_epoch`.
 
-    def __init__(self, size: int, shuffle: bool, seed: int) -> None:
+    With `world` > 1 each rank takes every world-th item of the epoch's order (all ranks the
+    same count); `set_epoch(e, start)` skips the first `start` items of this rank's share, so
+    a resumed run continues mid-epoch without decoding what it already trained on.
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0,
+                 world: int = 1) -> None:
         self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+        self.rank, self.world, self.start = rank, world, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
-        return self.size
+        return self.size // self.world - self.start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
                  if self.shuffle else np.arange(self.size))
-        return ((self.epoch, int(i)) for i in order)
+        share = order[self.rank :: self.world][: self.size // self.world]
+        return ((self.epoch, int(i)) for i in share[self.start :])
 
 
 def worker_init(worker_id: int) -> None:

@@ -10,18 +10,17 @@ import functools
 import json
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.config import ModelConfig, from_dict, preset, to_dict
 from model.data.ava_files import read_label_map
-from model.data.batching import Batch, collate, worker_init
+from model.data.batching import Batch, EpochSampler, collate, worker_init
 from model.data.dataset import AvaDataset, eval_options, train_options
 from model.data.layout import DatasetLayout, load_layout
 from model.labels import Label, ava_labels, class_groups, read_label_table
@@ -30,32 +29,10 @@ from model.network import AIA, build_aia
 from model.train import checkpoint as ckpt
 from model.train import distributed as dd
 from model.train.config import MemoryMode, TrainConfig, dump
-from model.train.config import to_dict as train_to_dict
 from model.train.memory import MemorySource, build_memory
 from model.train.optim import build_optimizer, build_scheduler, freeze_norms
 from model.train.plots import plot_curves
 from model.train.validate import validate
-
-
-class ShardSampler(Sampler[tuple[int, int]]):
-    """(epoch, index) pairs: the epoch's permutation is a function of (seed, epoch), each rank
-    takes every world-th item, and `start` skips batches already trained (exact resume)."""
-
-    def __init__(self, size: int, seed: int, world: dd.World, batch_size: int) -> None:
-        self.size, self.seed, self.world, self.batch_size = size, seed, world, batch_size
-        self.epoch, self.start = 0, 0
-
-    def set_position(self, epoch: int, start_batch: int) -> None:
-        self.epoch, self.start = epoch, start_batch
-
-    def __len__(self) -> int:
-        return self.size // self.world.size - self.start * self.batch_size
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=g)[self.world.rank :: self.world.size]
-        order = order[: self.size // self.world.size][self.start * self.batch_size :]
-        return ((self.epoch, int(i)) for i in order)
 
 
 def resolve_model_config(cfg: TrainConfig, labels: tuple[Label, ...]) -> ModelConfig:
@@ -93,7 +70,7 @@ def make_checkpoint(step: int, cfg: TrainConfig, model_cfg: ModelConfig, model: 
     bank = getattr(memory, "bank", None)
     return {
         "format": ckpt.FORMAT, "step": step,
-        "model_config": to_dict(model_cfg), "train_config": train_to_dict(cfg),
+        "model_config": to_dict(model_cfg), "train_config": to_dict(cfg),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "rng": ckpt.rng_state(),
         "bank": None if bank is None else bank.state_dict(),
@@ -125,7 +102,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     train_set = AvaDataset(layout, cfg.data.train_split, model_cfg,
                            train_options(seed=cfg.seed, cache_dir=cfg.data.cache_dir))
     per_rank = max(1, cfg.data.batch_size // world.size)
-    sampler = ShardSampler(len(train_set), cfg.seed, world, per_rank)
+    sampler = EpochSampler(len(train_set), True, cfg.seed, world.rank, world.size)
     loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, drop_last=True,
                         num_workers=cfg.data.workers, worker_init_fn=worker_init,
                         # its own generator: a new iterator (each epoch, and on resume) must
@@ -177,7 +154,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     timer = time.perf_counter()
     while step < cfg.schedule.max_steps:
         epoch, offset = divmod(step, steps_per_epoch)
-        sampler.set_position(epoch, offset)
+        sampler.set_epoch(epoch, start=offset * per_rank)
         for batch in loader:
             batch = batch.to(world.device)
             loss, parts = train_step(net, model, model_cfg, batch, memory, optimizer,
