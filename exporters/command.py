@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the parity bound on |logit diff| (default: 1e-4 fp32, "
                              "2%% of the logit range fp16)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--record", action="append", default=[], metavar="COMMAND",
+                        help="a command that made the checkpoint (data, training), kept in "
+                             "the manifest's training.commands; repeatable")
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -50,7 +53,7 @@ def _command(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     options = ExportOptions(formats=args.formats, dtype=Dtype(args.dtype), bound=args.tolerance,
                             parity_short_side=args.parity_short_side, overwrite=args.overwrite,
-                            command=_command(args))
+                            command=_command(args), records=tuple(args.record))
     try:
         result = export_artifact(args.checkpoint, args.out, options)
     except (ExportError, CheckpointError, ConfigError) as err:

@@ -58,6 +58,8 @@ class ExportOptions:
     parity_short_side: int | None = None  # smaller parity clips for the big presets
     overwrite: bool = False
     command: Sequence[str] = field(default_factory=tuple)  # recorded in the manifest
+    # the commands that made the checkpoint (data, training), recorded in the manifest
+    records: Sequence[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -136,16 +138,28 @@ def verify(model: AIA, folder: Path, files: dict[str, dict[str, str]],
                         model.cfg.ia.max_objects, options.dtype, options.bound)
 
 
-def provenance(path: Path, state: dict[str, Any]) -> dict[str, Any]:
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when under it: manifests travel."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
+
+
+def provenance(path: Path, state: dict[str, Any],
+               records: Sequence[str] = ()) -> dict[str, Any]:
     train_cfg = state.get("train_config") or {}
     history = state.get("history") or {}
     best = history.get("best_map", -1.0)
     return {
-        "checkpoint": str(path.resolve()), "checkpoint_sha256": file_record(path)["sha256"],
+        "checkpoint": _shown(path), "checkpoint_sha256": file_record(path)["sha256"],
         "step": int(state["step"]),
         "data_root": (train_cfg.get("data") or {}).get("root", ""),
         "validation_map": best if isinstance(best, float) and best >= 0 else None,
         "history": history, "train_config": train_cfg,
+        "train_command": list(state.get("command") or []),
+        "commands": list(records),
     }
 
 
@@ -200,8 +214,8 @@ def export_artifact(checkpoint: str | Path, out: str | Path,
         if not report.passed:
             raise ExportError(f"{out}: parity check failed, nothing written:\n  "
                               + "\n  ".join(report.failures()))
-        manifest = build_manifest(cfg, labels, options, graphs, provenance(checkpoint, state),
-                                  report, seconds)
+        training = provenance(checkpoint, state, options.records)
+        manifest = build_manifest(cfg, labels, options, graphs, training, report, seconds)
         manifest["files"] = {p.name: file_record(p) for p in sorted(folder.iterdir())}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         publish(folder, out, options.overwrite)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,14 @@ def load_initial_weights(model: AIA, path: str) -> None:
     print(f"init from {path}: {len(missing)} missing, {len(unexpected)} unexpected keys")
 
 
+def invocation() -> list[str]:
+    """The command line of this process: `aia train ...` or `python -m model.train ...`."""
+    program = Path(sys.argv[0])
+    if program.name == "__main__.py":  # python -m model.train (or torchrun -m)
+        return ["python", "-m", "model.train", *sys.argv[1:]]
+    return [program.name, *sys.argv[1:]]
+
+
 def make_checkpoint(step: int, cfg: TrainConfig, model_cfg: ModelConfig, model: AIA,
                     optimizer: torch.optim.Optimizer, scheduler: Any, memory: MemorySource,
                     labels: tuple[Label, ...], history: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +85,8 @@ def make_checkpoint(step: int, cfg: TrainConfig, model_cfg: ModelConfig, model: 
         "bank": None if bank is None else bank.state_dict(),
         "labels": [[lb.id, lb.name, lb.group, lb.evaluated] for lb in labels],
         "history": history,
+        # how this run was started, so an exported artifact can say how it was made
+        "command": invocation(),
     }
 
 
