@@ -1,0 +1,255 @@
+"""Uploaded file -> probed metadata -> resampled, resized RGB frames -> key-frame windows.
+
+Everything here is blocking PyAV work that runs in the caller's thread (the app calls it
+through a thread pool). Limits are checked on the declared metadata before any frame is
+decoded, then again on what the decoder actually yields (declared numbers can lie).
+
+Frames follow the training decoder (model/data/video.py): time 0 is the first frame, each
+output time gets the source frame with the nearest presentation time (ties to the earlier
+one), and swscale resizes bilinearly while converting to RGB. Decoding resamples the whole
+video once onto the grid k / spec.fps; a window centred on a key frame at a multiple of
+1 / spec.fps then picks exactly the source frames `read_window` would pick.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from exporters.artifact import InputSpec
+from model.data.video import nearest_indices, to_rgb
+from service.errors import DeadlineExceeded, Undecodable, UnsupportedMedia, VideoLimit
+from service.settings import Settings
+
+_TIE_S = 1e-6  # same tie rule as model.data.video.nearest_indices
+_GRID_EPS = 1e-9  # float noise when a frame time sits exactly on a grid point
+_SNIFF_BYTES = 16
+# FFmpeg demuxers that read a single still image (png_pipe, jpeg_pipe, ..., image2)
+_IMAGE_FORMAT_SUFFIX = "_pipe"
+_IMAGE_FORMATS = frozenset({"image2", "gif", "webp"})
+_NOT_IMAGE_PIPES = frozenset({"yuv4mpegpipe"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int
+    max_duration_s: float
+    max_width: int
+    max_height: int
+    max_frames: int
+    decode_timeout_s: float
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Limits:
+        return cls(s.max_upload_bytes, s.max_duration_s, s.max_width, s.max_height,
+                   s.max_frames, s.decode_timeout_s)
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frames: int  # declared, or estimated from duration * fps when the container has no count
+    codec: str
+    container: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    meta: VideoMeta
+    frames: np.ndarray  # uint8 [T,h,w,3] RGB on the grid k / spec.fps, padded to >= min_side
+    times: np.ndarray  # float64 [T] presentation seconds from the first frame
+    scale: float  # resized / original
+    size: tuple[int, int]  # resized (w, h) before padding
+
+
+def _looks_like_container(path: Path) -> bool:
+    """Magic bytes of containers FFmpeg reads: a failed open then means corrupt, not foreign."""
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+            or head.startswith((b"\x1a\x45\xdf\xa3", b"OggS", b"FLV", b"YUV4MPEG2",
+                                b"\x00\x00\x01\xba", b"\x30\x26\xb2\x75"))
+            or (head.startswith(b"RIFF") and head[8:11] == b"AVI"))
+
+
+def _is_image(container: av.container.InputContainer) -> bool:
+    name = container.format.name
+    if name in _NOT_IMAGE_PIPES:
+        return False
+    return name in _IMAGE_FORMATS or name.endswith(_IMAGE_FORMAT_SUFFIX)
+
+
+def _open_failure(path: Path, err: av.FFmpegError) -> Exception:
+    if _looks_like_container(path):
+        return Undecodable(f"the file looks like a video container but cannot be read "
+                           f"({err.strerror or err}); it is probably truncated or corrupt, "
+                           f"upload the complete file")
+    return UnsupportedMedia("the file is not a video container FFmpeg can read; send MP4, "
+                            "WebM, MKV, MOV or AVI with a video stream")
+
+
+def _declared(container: av.container.InputContainer, stream: av.VideoStream
+              ) -> tuple[float, float, int]:
+    """(fps, duration seconds, frame count) as the container declares them (0 if unknown)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    frames = stream.frames or (round(duration * fps) if fps > 0 else 0)
+    return fps, duration, frames
+
+
+def _check_limits(meta: VideoMeta, limits: Limits) -> None:
+    if meta.width <= 0 or meta.height <= 0:
+        raise Undecodable(f"the video stream declares no frame size ({meta.width}x"
+                          f"{meta.height}); re-encode the video")
+    if meta.width > limits.max_width or meta.height > limits.max_height:
+        raise VideoLimit(f"frame size {meta.width}x{meta.height} exceeds the limit "
+                         f"{limits.max_width}x{limits.max_height}; downscale the video")
+    if meta.duration_s > limits.max_duration_s:
+        raise VideoLimit(f"duration {meta.duration_s:.1f} s exceeds the limit "
+                         f"{limits.max_duration_s:g} s; send shorter clips")
+    if meta.frames > limits.max_frames:
+        raise VideoLimit(f"{meta.frames} frames exceed the limit {limits.max_frames}; "
+                         f"send shorter clips or a lower frame rate")
+
+
+def probe_video(path: Path, limits: Limits) -> VideoMeta:
+    """Read the container header; 415 for non-videos, 422 for corrupt files and over-limits."""
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as err:
+        raise _open_failure(path, err) from err
+    with container:
+        if _is_image(container):
+            raise UnsupportedMedia("the file is a still image; send a video, not an image")
+        if not container.streams.video:
+            what = "audio only" if container.streams.audio else "no video stream"
+            raise UnsupportedMedia(f"the file has {what}; send a file with a video stream")
+        stream = container.streams.video[0]
+        fps, duration, frames = _declared(container, stream)
+        meta = VideoMeta(stream.codec_context.width, stream.codec_context.height, fps,
+                         duration, frames, stream.codec_context.name, container.format.name)
+    _check_limits(meta, limits)
+    return meta
+
+
+class _Resampler:
+    """Streams decoded frames onto the grid k / fps, converting only the frames picked."""
+
+    def __init__(self, fps: float, size: tuple[int, int]) -> None:
+        self.fps, self.size = fps, size
+        self.reformatter = VideoReformatter()
+        self.out: list[np.ndarray] = []  # [h,w,3] per grid point
+        self.prev: tuple[float, av.VideoFrame] | None = None
+        self.prev_rgb: np.ndarray | None = None
+        self.last_time = 0.0
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        return to_rgb(frame, self.size[0], self.size[1], self.reformatter)
+
+    def push(self, t: float, frame: av.VideoFrame) -> None:
+        """Grid points up to `t` pick `frame` or the previous one, whichever is nearer."""
+        cur_rgb: np.ndarray | None = None
+        while (target := len(self.out) / self.fps) <= t + _GRID_EPS:
+            later = self.prev is None or (t - target) < (target - self.prev[0]) - _TIE_S
+            if later:
+                cur_rgb = cur_rgb if cur_rgb is not None else self._rgb(frame)
+                self.out.append(cur_rgb)
+            else:
+                assert self.prev is not None
+                if self.prev_rgb is None:
+                    self.prev_rgb = self._rgb(self.prev[1])
+                self.out.append(self.prev_rgb)
+        self.prev, self.prev_rgb, self.last_time = (t, frame), cur_rgb, t
+
+    def finish(self) -> np.ndarray:
+        """uint8 [T,h,w,3]: the grid ends at the first point at or past the last frame."""
+        if self.prev is None:
+            return np.empty((0, self.size[1], self.size[0], 3), dtype=np.uint8)
+        if (len(self.out) - 1) / self.fps < self.last_time - _GRID_EPS:
+            rgb = self.prev_rgb if self.prev_rgb is not None else self._rgb(self.prev[1])
+            self.out.append(rgb)
+        return np.stack(self.out)
+
+
+def _pad(frames: np.ndarray, min_side: int) -> np.ndarray:
+    """Zero-pad bottom/right so both sides reach `min_side` (as training batches pad)."""
+    _, h, w, _ = frames.shape  # [T,h,w,3]
+    if h >= min_side and w >= min_side:
+        return frames
+    out = np.zeros((len(frames), max(h, min_side), max(w, min_side), 3), dtype=np.uint8)
+    out[:, :h, :w] = frames
+    return out
+
+
+def _decode_into(path: Path, resampler: _Resampler, limits: Limits) -> None:
+    start = time.monotonic()
+    origin: float | None = None
+    count = 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time is None:
+                raise Undecodable("a decoded frame carries no timestamp; re-encode the video")
+            origin = frame.time if origin is None else origin
+            t = frame.time - origin
+            count += 1
+            if count > limits.max_frames or t > limits.max_duration_s:
+                raise VideoLimit(f"the video decodes past the limits ({count} frames, "
+                                 f"{t:.1f} s; limits {limits.max_frames} frames, "
+                                 f"{limits.max_duration_s:g} s); send shorter clips")
+            if time.monotonic() - start > limits.decode_timeout_s:
+                raise DeadlineExceeded(f"decoding took longer than {limits.decode_timeout_s:g}"
+                                       f" s; send a shorter or smaller video")
+            resampler.push(t, frame)
+
+
+def decode_video(path: Path, meta: VideoMeta, spec: InputSpec, limits: Limits) -> Decoded:
+    """Decode every frame, resample to spec.fps, resize by spec.resized, pad to min_side."""
+    width, height, scale = spec.resized(meta.width, meta.height)
+    resampler = _Resampler(spec.fps, (width, height))
+    try:
+        _decode_into(path, resampler, limits)
+    except av.FFmpegError as err:
+        raise Undecodable(f"the video stream is corrupt ({err.strerror or err}); re-encode "
+                          f"or upload the complete file") from err
+    frames = resampler.finish()
+    if len(frames) == 0:
+        raise Undecodable("the video stream holds no decodable frame")
+    times = np.arange(len(frames), dtype=np.float64) / spec.fps
+    return Decoded(meta, _pad(frames, spec.min_side), times, scale, (width, height))
+
+
+def keyframe_times(duration_s: float, rate: float) -> np.ndarray:
+    """float64 [K] key-frame times t = k / rate for k >= 0 while t < duration_s.
+
+    AVA style, as training (`iter_windows`): key frames at whole seconds (rate 1) counted from
+    the first frame, never a key frame at or past the end of the video.
+    """
+    count = max(1, math.ceil(duration_s * rate - _GRID_EPS))
+    return np.arange(count, dtype=np.float64) / rate
+
+
+def clip_windows(decoded: Decoded, times: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 [K, spec.frames, h, w, 3]: windows centred on `times` (key frame at frames // 2).
+
+    Window frame i sits at t + (i - frames // 2) / fps and takes the nearest decoded frame;
+    times before the start or past the end repeat the edge frames, as training does.
+    """
+    offsets = (np.arange(spec.frames) - spec.frames // 2) / spec.fps  # [F]
+    targets = np.asarray(times, dtype=np.float64)[:, None] + offsets[None, :]  # [K,F]
+    picks = nearest_indices(decoded.times, targets.reshape(-1)).reshape(targets.shape)
+    return decoded.frames[picks]  # [K,F,h,w,3]
