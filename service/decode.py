@@ -32,7 +32,7 @@ _GRID_EPS = 1e-9  # float noise when a frame time sits exactly on a grid point
 _SNIFF_BYTES = 16
 # FFmpeg demuxers that read a single still image (png_pipe, jpeg_pipe, ..., image2)
 _IMAGE_FORMAT_SUFFIX = "_pipe"
-_IMAGE_FORMATS = frozenset({"image2", "gif", "webp"})
+_IMAGE_FORMATS = frozenset({"image2"})  # animated GIFs pass as videos
 _NOT_IMAGE_PIPES = frozenset({"yuv4mpegpipe"})
 
 
