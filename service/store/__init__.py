@@ -1,0 +1,29 @@
+"""Per-session memory stores: the contract (base), in-process (local) and Redis (redis)."""
+
+from service.store.base import (
+    CACHED_RESPONSES,
+    SEEN_CAP,
+    CodecError,
+    MemoryStore,
+    SessionRecord,
+    StoreUnavailable,
+    decode_vectors,
+    encode_vectors,
+    memory_key,
+)
+from service.store.local import LocalStore
+from service.store.redis import RedisStore
+
+__all__ = [
+    "CACHED_RESPONSES",
+    "SEEN_CAP",
+    "CodecError",
+    "LocalStore",
+    "MemoryStore",
+    "RedisStore",
+    "SessionRecord",
+    "StoreUnavailable",
+    "decode_vectors",
+    "encode_vectors",
+    "memory_key",
+]

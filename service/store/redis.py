@@ -1,0 +1,228 @@
+"""Session memory in Redis (redis.asyncio): one round trip per call, atomic commits.
+
+Keys of a session (all built by `memory_key`, all in the `{session}` hash slot): meta, mem,
+secs, clips, seen (see redis_scripts) and lock. Sessions are counted in a registry sorted set
+(member: session id, score: expiry deadline) kept under its own hash tag, updated in the same
+pipeline as create/commit/touch/delete: `count_sessions` is a ZREMRANGEBYSCORE + ZCARD, no
+SCAN. It is approximate: a commit refreshes the registry only once this client knows the
+session's TTL (learned from create/get_session/commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
+
+from service.errors import SessionExists, SessionNotFound
+from service.store import redis_scripts as lua
+from service.store.base import (
+    CACHED_RESPONSES,
+    SEEN_CAP,
+    CodecError,
+    SessionRecord,
+    StoreUnavailable,
+    decode_vectors,
+    encode_vectors,
+    memory_key,
+)
+
+T = TypeVar("T")
+Observer = Callable[[str, float, bool], None]
+
+_SESSION_PARTS = ("meta", "mem", "secs", "clips", "seen")  # the order the scripts expect
+_REGISTRY_TAG = "#registry"  # '#' is not allowed in session ids: never collides
+_KNOWN_TTLS = 4096
+
+
+class RedisStore:
+    """`MemoryStore` on Redis. Failures (down, timeout) raise StoreUnavailable within about
+    `timeout_s`; the connection pool reconnects on the next call once Redis is back."""
+
+    def __init__(self, url: str, model_version: str, max_seconds: int, timeout_s: float,
+                 observer: Observer | None = None) -> None:
+        self.model_version = model_version
+        self.max_seconds = max_seconds
+        self.timeout_s = timeout_s
+        self._observer = observer
+        # No client-side retries: a retried SET NX or commit after a lost reply would lie,
+        # and retries multiply the time to fail; the engine degrades instead.
+        self._client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0), decode_responses=False)
+        self._registry = memory_key(model_version, _REGISTRY_TAG, "sessions")
+        self._ttls: OrderedDict[str, int] = OrderedDict()
+
+    async def create_session(self, session: str, ttl_s: int, lookahead_s: int
+                             ) -> SessionRecord:
+        now = time.time()
+
+        async def call() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(lua.CREATE.sha, 5, *self._keys(session), repr(now), ttl_s,
+                             lookahead_s)
+                pipe.zremrangebyscore(self._registry, "-inf", now)
+                pipe.zadd(self._registry, {session: now + ttl_s}, gt=True)
+                return await pipe.execute()
+
+        raw = (await self._round_trip("create", call))[0]
+        if raw is None:
+            raise SessionExists(f"session {session!r} exists; pick another id or delete it")
+        return self._record(session, raw)
+
+    async def get_session(self, session: str) -> SessionRecord | None:
+        raw = await self._round_trip(
+            "get_session", lambda: self._client.evalsha(lua.RECORD.sha, 5, *self._keys(session)))
+        return None if raw is None else self._record(session, raw)
+
+    async def delete_session(self, session: str) -> bool:
+        self._ttls.pop(session, None)
+
+        async def call() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.unlink(self._key(session, "meta"))
+                pipe.unlink(*self._keys(session)[1:], self._key(session, "lock"))
+                pipe.zrem(self._registry, session)
+                return await pipe.execute()
+
+        return bool((await self._round_trip("delete", call))[0])
+
+    async def read(self, session: str, seconds: Sequence[int]) -> dict[int, np.ndarray]:
+        wanted = [int(second) for second in seconds]
+        if not wanted:
+            return {}
+        blobs = await self._round_trip(
+            "read", lambda: self._client.hmget(self._key(session, "mem"), wanted))
+        try:
+            return {second: decode_vectors(blob)
+                    for second, blob in zip(wanted, blobs, strict=True) if blob is not None}
+        except CodecError as exc:
+            # Someone else's bytes under our key: treat as a store failure, so the request
+            # degrades to no memory instead of failing.
+            raise StoreUnavailable(f"corrupt memory of session {session!r}: {exc}") from exc
+
+    async def get_clip(self, session: str, clip_index: int) -> bytes | None:
+        return await self._round_trip(
+            "get_clip", lambda: self._client.hget(self._key(session, "clips"), str(clip_index)))
+
+    async def commit_clip(self, session: str, clip_index: int,
+                          writes: Mapping[int, np.ndarray], response: bytes
+                          ) -> SessionRecord:
+        args: list[Any] = [str(clip_index), self.max_seconds, SEEN_CAP, CACHED_RESPONSES,
+                           response]
+        for second, vectors in writes.items():
+            args += [str(int(second)), encode_vectors(vectors)]
+        ttl = self._ttls.get(session)
+
+        async def call() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(lua.COMMIT.sha, 5, *self._keys(session), *args)
+                if ttl is not None:  # XX: a deleted session is not brought back
+                    pipe.zadd(self._registry, {session: time.time() + ttl}, xx=True, gt=True)
+                return await pipe.execute()
+
+        raw = (await self._round_trip("commit", call))[0]
+        if raw is None:
+            raise SessionNotFound(f"session {session!r} does not exist or expired; create it")
+        return self._record(session, raw)
+
+    async def acquire(self, session: str, token: str, ttl_s: float) -> bool:
+        acquired = await self._round_trip("acquire", lambda: self._client.set(
+            self._key(session, "lock"), token, nx=True, px=max(1, round(ttl_s * 1000))))
+        return bool(acquired)
+
+    async def release(self, session: str, token: str) -> None:
+        await self._round_trip("release", lambda: self._client.evalsha(
+            lua.RELEASE.sha, 1, self._key(session, "lock"), token))
+
+    async def touch(self, session: str) -> None:
+        ttl = self._ttls.get(session)
+
+        async def call() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(lua.TOUCH.sha, 5, *self._keys(session))
+                if ttl is not None:
+                    pipe.zadd(self._registry, {session: time.time() + ttl}, xx=True, gt=True)
+                return await pipe.execute()
+
+        await self._round_trip("touch", call)
+
+    async def count_sessions(self) -> int:
+        async def call() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(self._registry, "-inf", time.time())
+                pipe.zcard(self._registry)
+                return await pipe.execute()
+
+        return int((await self._round_trip("count_sessions", call))[1])
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._round_trip("ping", self._client.ping))
+        except StoreUnavailable:
+            return False
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def _key(self, session: str, part: str) -> str:
+        return memory_key(self.model_version, session, part)
+
+    def _keys(self, session: str) -> list[str]:
+        return [self._key(session, part) for part in _SESSION_PARTS]
+
+    async def _round_trip(self, command: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One request/reply, timed and observed; Redis trouble becomes StoreUnavailable.
+        After a Redis restart the scripts are gone: load them and retry once."""
+        for attempt in range(2):
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    result = await call()
+            except NoScriptError:
+                self._observe(command, started, ok=False)
+                if attempt:
+                    raise StoreUnavailable(f"redis {command}: scripts did not load") from None
+                await self._load_scripts()
+                continue
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._observe(command, started, ok=False)
+                reason = str(exc) or type(exc).__name__
+                raise StoreUnavailable(f"redis {command} failed: {reason}") from exc
+            self._observe(command, started, ok=True)
+            return result
+        raise AssertionError("unreachable")
+
+    async def _load_scripts(self) -> None:
+        async def call() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for script in lua.ALL:
+                    pipe.script_load(script.source)
+                return await pipe.execute()
+
+        await self._round_trip("script_load", call)
+
+    def _observe(self, command: str, started: float, ok: bool) -> None:
+        if self._observer is not None:
+            self._observer(command, time.perf_counter() - started, ok)
+
+    def _record(self, session: str, raw: list[Any]) -> SessionRecord:
+        created_at, ttl_s, lookahead_s, clips_seen, last_index, memory_seconds, seen = raw
+        record = SessionRecord(
+            id=session, created_at=float(created_at), ttl_s=int(ttl_s),
+            model_version=self.model_version, clips_seen=int(clips_seen),
+            last_index=int(last_index), seen=tuple(sorted(int(i) for i in seen)),
+            memory_seconds=int(memory_seconds), lookahead_s=int(lookahead_s))
+        self._ttls[session] = record.ttl_s
+        self._ttls.move_to_end(session)
+        while len(self._ttls) > _KNOWN_TTLS:
+            self._ttls.popitem(last=False)
+        return record
