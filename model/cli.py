@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("model.bench_memory", "benchmarks: train-memory (the paper's Figure 5)"),
     "eval": ("model.eval_cli", "AVA frame mAP@0.5 of predictions (official evaluator's numbers)"),
     "export": ("exporters.command", "checkpoint -> ONNX / TorchScript artifact with manifest"),
+    "serve": ("service.cli", "the detection service (FastAPI + uvicorn; AIA_* settings)"),
 }
 
 

@@ -114,3 +114,7 @@ class NotReady(ServiceError):
 
 class DeadlineExceeded(ServiceError):
     status, slug, title = 504, "deadline-exceeded", "Request took longer than its deadline"
+
+
+class InvalidParameter(Unprocessable):
+    slug, title = "invalid-parameter", "Invalid request parameter"

@@ -1,0 +1,228 @@
+"""`create_app(settings)`: the FastAPI app, its lifespan and its error mapping.
+
+Start-up checks the artifact (a bad one stops the process with the file to fix), builds the
+memory store (Redis when `AIA_REDIS_URL` is set, else in-process) and answers /health/live at
+once; the runtime loads and warms up in the background and /health/ready turns true only
+after that. Shutdown: readiness false, in-flight requests finish (up to `drain_s`), then the
+batcher and the store close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from exporters.artifact import MANIFEST, Artifact, load_artifact, sha256
+from service.batcher import Batcher
+from service.decode import Limits
+from service.engine import Engine
+from service.errors import (
+    PROBLEM_JSON,
+    TYPE_BASE,
+    BadRequest,
+    DeadlineExceeded,
+    Overloaded,
+    PayloadTooLarge,
+    ServiceError,
+    Unprocessable,
+    UnsupportedMedia,
+)
+from service.metrics import Metrics
+from service.middleware import InFlight, RequestContext
+from service.runtime import Runtime, load_runtime, warm_up
+from service.schemas import ModelRef
+from service.settings import RuntimeKind, Settings
+from service.store import LocalStore, MemoryStore, RedisStore
+
+log = logging.getLogger("aia.service")
+REJECTED = ((Overloaded, "overloaded"), (DeadlineExceeded, "deadline"),
+            (PayloadTooLarge, "too_large"), (UnsupportedMedia, "unsupported"),
+            (Unprocessable, "invalid"), (BadRequest, "invalid"))
+
+
+def model_version(artifact: Artifact) -> str:
+    """The artifact's name and the start of its manifest's sha256: a new export, new keys."""
+    return f"{artifact.root.name}-{sha256(artifact.root / MANIFEST)[:12]}"
+
+
+@dataclass
+class Service:
+    """Everything the routes need, built by the lifespan."""
+
+    settings: Settings
+    metrics: Metrics
+    in_flight: InFlight = field(default_factory=InFlight)
+    artifact: Artifact | None = None
+    model: ModelRef | None = None
+    store: MemoryStore | None = None
+    runtime: Runtime | None = None
+    batcher: Batcher | None = None
+    engine: Engine | None = None
+    upload_dir: Path | None = None
+    ready: bool = False
+    draining: bool = False
+    failed: str | None = None
+    _warming: asyncio.Task[None] | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits.from_settings(self.settings)
+
+    async def start(self) -> None:
+        s = self.settings
+        formats = ("onnx",) if s.runtime is RuntimeKind.onnx else ("torchscript",)
+        self.artifact = await anyio.to_thread.run_sync(load_artifact, s.model_dir, formats)
+        version = model_version(self.artifact)
+        self.model = ModelRef(name=self.artifact.root.name, version=version,
+                              runtime=s.runtime.value, device="pending")
+        if s.redis_url:
+            self.store = RedisStore(s.redis_url, version, s.session_max_seconds,
+                                    s.redis_timeout_s, observer=self.metrics.on_redis)
+        else:
+            self.store = LocalStore(version, s.session_ttl_s, s.session_max_seconds,
+                                    s.local_max_sessions)
+        self.upload_dir = Path(tempfile.mkdtemp(prefix="aia-uploads-"))
+        self._warming = asyncio.create_task(self._warm(), name="aia-warm-up")
+        log.info("starting", extra={"model": version, "runtime": s.runtime.value,
+                                    "store": "redis" if s.redis_url else "local"})
+
+    async def _warm(self) -> None:
+        """Load the graphs and run them once off the event loop; then ready."""
+        s, artifact = self.settings, self.artifact
+        assert artifact is not None
+        assert self.model is not None
+        assert self.store is not None
+        try:
+            started = time.perf_counter()
+            runtime = await anyio.to_thread.run_sync(load_runtime, artifact, s.runtime, s.device)
+            await anyio.to_thread.run_sync(warm_up, runtime, artifact.input)
+        except Exception as err:  # the process cannot serve: say why and stop
+            self.failed = f"{type(err).__name__}: {err}"
+            log.exception("model load failed; stopping")
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        self.runtime = runtime
+        self.model = self.model.model_copy(update={"runtime": runtime.name,
+                                                   "device": runtime.device})
+        self.batcher = Batcher(runtime, s.max_batch, s.max_wait_ms, s.queue_size,
+                               observer=self.metrics)
+        self.engine = Engine(artifact, self.model, self.batcher, self.store, self.metrics,
+                             self.limits, s.max_batch,
+                             bool(getattr(runtime, "head_masks", False)),
+                             lock_ttl_s=s.request_timeout_s + 5)
+        self.metrics.model_info.labels(self.model.version, runtime.name, runtime.device).set(1)
+        self.ready = not self.draining
+        self.metrics.ready.set(1 if self.ready else 0)
+        log.info("ready", extra={"warm_up_s": round(time.perf_counter() - started, 3),
+                                 "device": runtime.device})
+
+    def drain(self) -> None:
+        """Readiness off at once: load balancers stop sending before the listener closes."""
+        self.draining, self.ready = True, False
+        self.metrics.ready.set(0)
+
+    async def stop(self) -> None:
+        self.drain()
+        deadline = time.monotonic() + self.settings.drain_s
+        while self.in_flight.count > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warming
+        if self.batcher is not None:
+            await self.batcher.close()
+        if self.store is not None:
+            await self.store.close()
+        if self.upload_dir is not None:
+            shutil.rmtree(self.upload_dir, ignore_errors=True)
+        log.info("stopped")
+
+
+def problem_response(request: Request, error: ServiceError) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(error.problem(instance=request.url.path, request_id=request_id),
+                        status_code=error.status, headers=error.headers,
+                        media_type=PROBLEM_JSON)
+
+
+def _count_rejection(metrics: Metrics, error: ServiceError) -> None:
+    for kind, reason in REJECTED:
+        if isinstance(error, kind):
+            metrics.rejected.labels(reason).inc()
+            return
+
+
+def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    async def on_service_error(request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, ServiceError)
+        _count_rejection(metrics, err)
+        return problem_response(request, err)
+
+    async def on_validation(request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, RequestValidationError)
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                          for e in err.errors())
+        return await on_service_error(request, Unprocessable(f"invalid request: {where}"))
+
+    async def on_http(request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, StarletteHTTPException)
+        error = ServiceError(str(err.detail), headers=dict(err.headers or {}))
+        body = {**error.problem(request.url.path, getattr(request.state, "request_id", None)),
+                "status": err.status_code, "title": "Not found" if err.status_code == 404
+                else "HTTP error", "type": TYPE_BASE + ("not-found" if err.status_code == 404
+                                                        else f"http-{err.status_code}")}
+        return JSONResponse(body, status_code=err.status_code, headers=error.headers,
+                            media_type=PROBLEM_JSON)
+
+    async def on_crash(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=err)
+        return problem_response(request, ServiceError("internal error; the request id in "
+                                                      "this answer finds it in the logs"))
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+    from service.routes import detect, health, models, sessions
+
+    metrics = Metrics(registry if registry is not None else CollectorRegistry())
+    service = Service(settings, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="AIA action detection", version="1",
+                  description="Spatio-temporal action detection (AIA, ECCV 2020) with "
+                              "per-session memory. Errors are application/problem+json.",
+                  lifespan=lifespan)
+    app.state.service = service
+    for module in (detect, sessions, models, health):
+        app.include_router(module.router)
+    add_error_handlers(app, metrics)
+    app.add_middleware(RequestContext, metrics=metrics, in_flight=service.in_flight)
+    return app

@@ -1,0 +1,390 @@
+"""The one orchestrator (DESIGN section 3): runs the stages of a request in order.
+
+Stages never call each other: decode (service.decode, in a thread), memory read / write
+(service.store), features and head (service.batcher, the one model thread), labels and
+serialisation (service.render). The engine times each stage and makes one `observe` call
+per request. A store failure degrades memory, never the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import anyio.to_thread
+import numpy as np
+import torch
+
+from exporters.artifact import Artifact
+from model.roi import enlarge_boxes
+from model.train.validate import SecondFeatures
+from service.batcher import Batcher
+from service.decode import Decoded, Limits, VideoMeta, clip_windows, decode_video, probe_video
+from service.errors import ClipInFlight, InvalidBoxes, NoPersonSource, SessionNotFound
+from service.metrics import Metrics
+from service.params import BoxesAt, ClipParams, DetectParams, OutputFormat
+from service.render import CSV_MEDIA, JSON_MEDIA, csv_from_json, persons_of, scores_of, to_csv
+from service.schemas import (
+    ClipResponse,
+    ClipStatus,
+    DetectResponse,
+    Keyframe,
+    MemoryStatus,
+    ModelRef,
+    SessionClip,
+    VideoInfo,
+)
+from service.store import MemoryStore, SessionRecord, StoreUnavailable
+from service.window import (
+    memory_inputs,
+    memory_source,
+    overall_status,
+    second_of,
+    status_of,
+    window_seconds,
+)
+
+T = TypeVar("T")
+BOX_TIME_SLACK_S = 0.5  # a client box may sit this far past the last frame (rounding)
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Timings:
+    """Seconds per stage of one request (summed over chunks)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - started)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+async def _timed(timings: Timings, name: str, work: Awaitable[T]) -> T:
+    with timings.stage(name):
+        return await work
+
+
+@dataclass
+class Frames:
+    """Key frames of one request: times in the clip, their given boxes [n,4] normalised."""
+
+    times: np.ndarray  # float64 [K]
+    boxes: list[np.ndarray]  # K x float32 [n,4]
+
+
+class Engine:
+    def __init__(self, artifact: Artifact, model: ModelRef, batcher: Batcher,
+                 store: MemoryStore, metrics: Metrics, limits: Limits, max_batch: int,
+                 head_masks: bool, lock_ttl_s: float) -> None:
+        self.artifact, self.spec, self.cfg = artifact, artifact.input, artifact.config
+        self.model, self.batcher, self.store, self.metrics = model, batcher, store, metrics
+        self.limits, self.max_batch = limits, max_batch
+        self.head_masks, self.lock_ttl_s = head_masks, lock_ttl_s
+
+    # ------------------------------------------------------------------ whole video (offline)
+
+    async def detect(self, video: Path, params: DetectParams, video_id: str) -> Answer:
+        """Two passes as validation: every key frame's persons, then each key frame's head
+        with the memory of past and future key frames in the window."""
+        timings = Timings()
+        try:
+            meta = await _timed(timings, "decode", self._probe(video))
+            frames = self._keyframes(meta, params.boxes)
+            decoded = await _timed(timings, "decode", self._decode(video, meta))
+            feats = await self._features(decoded, frames, timings)
+            seconds = [second_of(t) for t in frames.times]
+            own = self._own_seconds(seconds, feats)
+            source = memory_source(own)
+            statuses = [status_of(set(window_seconds(self.cfg, s, None)) & set(own), own)
+                        for s in seconds]
+            logits = await self._head(feats, [source] * len(seconds), seconds, timings)
+            with timings.stage("serialise"):
+                response = self._response(meta, frames, frames.times, statuses, False, logits,
+                                          params)
+                answer = self._render(response, params.format, video_id)
+            self._count(len(seconds), statuses, False)
+            return answer
+        finally:
+            self.metrics.observe_stages(timings.seconds)
+
+    # ------------------------------------------------------------------ session clips
+
+    async def session_clip(self, session: str, video: Path, clip: ClipParams,
+                           params: DetectParams) -> Answer:
+        timings = Timings()
+        token = uuid.uuid4().hex
+        record, degraded = await self._session_record(session)
+        locked = False
+        try:
+            if not degraded:
+                locked, degraded = await self._lock(session, token)
+                cached, degraded = await self._cached(session, clip.clip_index, degraded)
+                if cached is not None:
+                    return self._replay(cached, params.format, session)
+            return await self._clip(session, record, video, clip, params, timings, degraded)
+        finally:
+            if locked:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.release(session, token)
+            self.metrics.observe_stages(timings.seconds)
+
+    async def _clip(self, session: str, record: SessionRecord | None, video: Path,
+                    clip: ClipParams, params: DetectParams, timings: Timings,
+                    degraded: bool) -> Answer:
+        meta = await _timed(timings, "decode", self._probe(video))
+        frames = self._keyframes(meta, params.boxes)
+        start_s = clip.start_s if clip.start_s is not None else clip.clip_index * meta.duration_s
+        seconds = [second_of(start_s + t) for t in frames.times]
+        lookahead = record.lookahead_s if record is not None else 0
+        wanted = sorted({w for s in seconds for w in window_seconds(self.cfg, s, lookahead)
+                         if w >= 0} - set(seconds))
+        decoded, stored = await asyncio.gather(
+            _timed(timings, "decode", self._decode(video, meta)),
+            _timed(timings, "memory_read", self._read(session, wanted, degraded)))
+        degraded = degraded or stored is None
+        feats = await self._features(decoded, frames, timings)
+        own = self._own_seconds(seconds, feats)
+        sources, statuses = [], []
+        for s in seconds:
+            window = [w for w in window_seconds(self.cfg, s, lookahead) if w >= 0]
+            visible = {w: f for w, f in (stored or {}).items() if w in window}
+            visible.update({w: f for w, f in own.items() if w in window})
+            sources.append(memory_source(visible))
+            statuses.append(MemoryStatus.degraded if degraded else status_of(window, visible))
+        logits = await self._head(feats, sources, seconds, timings)
+        status, missing = self._order(record, clip.clip_index)
+        times = start_s + frames.times
+        with timings.stage("serialise"):
+            response = ClipResponse(
+                **self._response(meta, frames, times, statuses, degraded, logits,
+                                 params).model_dump(),
+                session=SessionClip(id=session, clip_index=clip.clip_index, start_s=start_s,
+                                    status=status, missing=missing))
+            body = response.model_dump_json().encode()
+        if not degraded:
+            degraded = not await _timed(timings, "memory_write", self._commit(
+                session, clip.clip_index, own, body))
+            if degraded:  # the answer must not claim memory that was not kept
+                response = self._degrade(response)
+                body = response.model_dump_json().encode()
+        self._count(len(seconds), statuses, degraded)
+        headers = {"X-Clip-Status": status.value}
+        if params.format is OutputFormat.ava_csv:
+            return Answer(to_csv(response, session), CSV_MEDIA, headers)
+        return Answer(body, JSON_MEDIA, headers)
+
+    # ------------------------------------------------------------------ session store steps
+
+    async def _session_record(self, session: str) -> tuple[SessionRecord | None, bool]:
+        try:
+            record = await self.store.get_session(session)
+        except StoreUnavailable:
+            return None, True
+        if record is None:
+            raise SessionNotFound(f"session {session!r} does not exist or expired; create it "
+                                  "with POST /v1/sessions")
+        return record, False
+
+    async def _lock(self, session: str, token: str) -> tuple[bool, bool]:
+        try:
+            if not await self.store.acquire(session, token, self.lock_ttl_s):
+                raise ClipInFlight(f"session {session!r} has a clip in flight; send its clips "
+                                   "one at a time (retry when the previous one answered)")
+        except StoreUnavailable:
+            return False, True
+        return True, False
+
+    async def _cached(self, session: str, clip_index: int,
+                      degraded: bool) -> tuple[bytes | None, bool]:
+        if degraded:
+            return None, True
+        try:
+            return await self.store.get_clip(session, clip_index), False
+        except StoreUnavailable:
+            return None, True
+
+    def _replay(self, cached: bytes, fmt: OutputFormat, session: str) -> Answer:
+        """A retry: the stored answer, byte for byte; nothing runs, nothing is written."""
+        headers = {"X-Clip-Status": ClipStatus.duplicate.value}
+        if fmt is OutputFormat.ava_csv:
+            return Answer(csv_from_json(cached, session), CSV_MEDIA, headers)
+        return Answer(cached, JSON_MEDIA, headers)
+
+    async def _read(self, session: str, seconds: Sequence[int],
+                    degraded: bool) -> dict[int, np.ndarray] | None:
+        if degraded:
+            return None
+        if not seconds:
+            return {}
+        try:
+            return await self.store.read(session, seconds)
+        except StoreUnavailable:
+            return None
+
+    async def _commit(self, session: str, clip_index: int, own: Mapping[int, np.ndarray],
+                      body: bytes) -> bool:
+        try:
+            await self.store.commit_clip(session, clip_index, own, body)
+        except StoreUnavailable:
+            return False
+        return True
+
+    @staticmethod
+    def _order(record: SessionRecord | None, index: int) -> tuple[ClipStatus, list[int]]:
+        """new / gap (with the skipped indices) / out_of_order, from what the store saw."""
+        if record is None:
+            return ClipStatus.unknown, []
+        last = record.last_index
+        if index < last:
+            return ClipStatus.out_of_order, []
+        missing = [i for i in range(last + 1, index) if i not in set(record.seen)]
+        return (ClipStatus.gap if missing else ClipStatus.new), missing
+
+    @staticmethod
+    def _degrade(response: ClipResponse) -> ClipResponse:
+        keyframes = [k.model_copy(update={"memory": MemoryStatus.degraded})
+                     for k in response.keyframes]
+        return response.model_copy(update={"memory": MemoryStatus.degraded,
+                                           "keyframes": keyframes})
+
+    # ------------------------------------------------------------------ model stages
+
+    async def _probe(self, video: Path) -> VideoMeta:
+        return await anyio.to_thread.run_sync(probe_video, video, self.limits)
+
+    async def _decode(self, video: Path, meta: VideoMeta) -> Decoded:
+        return await anyio.to_thread.run_sync(decode_video, video, meta, self.spec, self.limits)
+
+    def _keyframes(self, meta: VideoMeta, boxes: Sequence[BoxesAt] | None) -> Frames:
+        if boxes is None:
+            raise NoPersonSource("this model has no person detector; pass `boxes` (JSON: "
+                                 '[{"timestamp": seconds, "boxes": [[x1, y1, x2, y2], ...]}], '
+                                 "coordinates normalised to [0,1])")
+        late = [b.timestamp for b in boxes if b.timestamp > meta.duration_s + BOX_TIME_SLACK_S]
+        if late:
+            raise InvalidBoxes(f"boxes at {late[:3]} s lie past the end of the video "
+                               f"({meta.duration_s:.2f} s); timestamps are seconds from the "
+                               "start of the uploaded video")
+        return Frames(np.array([b.timestamp for b in boxes], np.float64),
+                      [b.boxes for b in boxes])
+
+    def _pixel_boxes(self, frames: Frames, rows: Sequence[int],
+                     size: tuple[int, int]) -> np.ndarray:
+        """Given boxes of key frames `rows` -> [P,5] (index in rows, enlarged pixel box)."""
+        width, height = size
+        parts = []
+        for i, row in enumerate(rows):
+            norm = frames.boxes[row]  # [n,4]
+            pixels = torch.from_numpy(norm * np.array([width, height, width, height],
+                                                      np.float32))
+            grown = enlarge_boxes(pixels, self.spec.test_box_enlarge, width, height).numpy()
+            parts.append(np.concatenate([np.full((len(norm), 1), i, np.float32), grown], 1))
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 5),
+                                                                               np.float32)
+
+    async def _features(self, decoded: Decoded, frames: Frames,
+                        timings: Timings) -> list[np.ndarray]:
+        """Person features [n,D] per key frame; key frames without persons skip graph 1."""
+        d = self.spec.feature_dim
+        out = [np.zeros((0, d), np.float32) for _ in frames.boxes]
+        busy = [i for i, b in enumerate(frames.boxes) if len(b)]
+        for start in range(0, len(busy), self.max_batch):
+            rows = busy[start:start + self.max_batch]
+            with timings.stage("decode"):
+                clips = await anyio.to_thread.run_sync(
+                    clip_windows, decoded, frames.times[rows], self.spec)  # [B,T,h,w,3]
+            boxes = self._pixel_boxes(frames, rows, decoded.size)
+            feats = await _timed(timings, "features", self.batcher.features(clips, boxes))
+            for i, row in enumerate(rows):
+                out[row] = feats[boxes[:, 0] == i]
+        return out
+
+    def _own_seconds(self, seconds: Sequence[int],
+                     feats: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
+        """{second: the first persons_per_second person features of its first key frame}."""
+        own: dict[int, np.ndarray] = {}
+        for s, f in zip(seconds, feats, strict=True):
+            own.setdefault(s, f[: self.spec.persons_per_second])
+        return own
+
+    async def _head(self, feats: Sequence[np.ndarray],
+                    sources: Sequence[Mapping[int, SecondFeatures]],
+                    seconds: Sequence[int], timings: Timings) -> list[np.ndarray]:
+        """Logits [n,A] per key frame. Key frames share a call; without masks in the graph,
+        only key frames with the same memory width do (padding would change the answer)."""
+        a = self.spec.num_classes
+        out = [np.zeros((0, a), np.float32) for _ in feats]
+        busy = [i for i, f in enumerate(feats) if len(f)]
+        groups: dict[int, list[int]] = {}
+        for i in busy:
+            width = 0 if self.head_masks else self._memory_width(sources[i], seconds[i])
+            groups.setdefault(width, []).append(i)
+        for rows in groups.values():
+            for start in range(0, len(rows), self.max_batch):
+                chunk = rows[start:start + self.max_batch]
+                memory, mask, offsets = memory_inputs(
+                    self.cfg, [sources[i] for i in chunk], [seconds[i] for i in chunk])
+                person = np.concatenate([feats[i] for i in chunk])  # [N,D]
+                batch = np.repeat(np.arange(len(chunk)), [len(feats[i]) for i in chunk])
+                b, d = len(chunk), self.spec.feature_dim
+                logits = await _timed(timings, "head", self.batcher.head(
+                    person, batch.astype(np.int64), np.zeros((b, 0, d), np.float32),
+                    np.zeros((b, 0), bool), memory, mask, offsets))
+                bounds = np.cumsum([0] + [len(feats[i]) for i in chunk])
+                for i, lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
+                    out[i] = logits[lo:hi]
+        return out
+
+    def _memory_width(self, source: Mapping[int, SecondFeatures], second: int) -> int:
+        """Slots memory_for fills for `second`: its neighbours' persons, capped per second."""
+        k = self.spec.persons_per_second
+        return sum(min(len(source[w].persons), k) for w in window_seconds(self.cfg, second, None)
+                   if w in source)
+
+    # ------------------------------------------------------------------ response
+
+    def _response(self, meta: VideoMeta, frames: Frames, times: np.ndarray,
+                  statuses: Sequence[MemoryStatus], degraded: bool,
+                  logits: Sequence[np.ndarray], params: DetectParams) -> DetectResponse:
+        groups, labels = self.cfg.classifier.groups, self.artifact.labels
+        keyframes = [Keyframe(timestamp=round(float(t), 3), memory=status, persons=persons_of(
+            boxes, scores_of(z, groups), labels, params))
+            for t, status, boxes, z in zip(times, statuses, frames.boxes, logits, strict=True)]
+        video = VideoInfo(width=meta.width, height=meta.height, fps=meta.fps,
+                          duration_s=meta.duration_s, frames=meta.frames)
+        return DetectResponse(model=self.model, video=video,
+                              memory=overall_status(statuses, degraded), keyframes=keyframes)
+
+    @staticmethod
+    def _render(response: DetectResponse, fmt: OutputFormat, video_id: str) -> Answer:
+        if fmt is OutputFormat.ava_csv:
+            return Answer(to_csv(response, video_id), CSV_MEDIA)
+        return Answer(response.model_dump_json().encode(), JSON_MEDIA)
+
+    def _count(self, keyframes: int, statuses: Sequence[MemoryStatus], degraded: bool) -> None:
+        self.metrics.clips.inc()
+        self.metrics.keyframes.inc(keyframes)
+        for status in statuses:
+            result = ("degraded" if degraded else
+                      "miss" if status is MemoryStatus.cold else "hit")
+            self.metrics.memory_events.labels(result).inc()

@@ -1,0 +1,62 @@
+"""Logits -> the response: scores, label filtering, JSON bytes or AVA CSV rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from model.config import ClassGroup
+from model.labels import Label
+from model.postprocess import action_scores
+from service.params import DetectParams
+from service.schemas import Action, ClipResponse, DetectResponse, Person
+
+CSV_MEDIA = "text/csv; charset=utf-8"
+JSON_MEDIA = "application/json"
+
+
+def scores_of(logits: np.ndarray, groups: tuple[ClassGroup, ...]) -> np.ndarray:
+    """float32 [N,A] logits -> [N,A] scores in [0,1] (pose softmax, the rest sigmoid)."""
+    return action_scores(torch.from_numpy(logits), groups).numpy()
+
+
+def persons_of(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[Label],
+               params: DetectParams) -> list[Person]:
+    """boxes [n,4] normalised, scores [n,A] -> persons with their top actions."""
+    persons = []
+    for box, row in zip(boxes.tolist(), scores, strict=True):
+        order = np.argsort(-row, kind="stable")
+        actions = []
+        for column in order:
+            score = float(row[column])
+            if score < params.min_score or len(actions) == params.top_k:
+                break
+            label = labels[column]
+            if params.labels is None or label.id in params.labels:
+                actions.append(Action(id=label.id, name=label.name,
+                                      score=round(min(max(score, 0.0), 1.0), 5)))
+        persons.append(Person(box=[round(v, 5) for v in box], actions=actions))
+    return persons
+
+
+def to_csv(response: DetectResponse, video_id: str) -> bytes:
+    """AVA rows: video_id,timestamp,x1,y1,x2,y2,action_id,score[,person_id]."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for keyframe in response.keyframes:
+        for person in keyframe.persons:
+            extra = [] if person.person_id is None else [person.person_id]
+            for action in person.actions:
+                writer.writerow([video_id, f"{keyframe.timestamp:.3f}",
+                                 *(f"{v:.5f}" for v in person.box), action.id,
+                                 f"{action.score:.5f}", *extra])
+    return out.getvalue().encode()
+
+
+def csv_from_json(body: bytes, video_id: str) -> bytes:
+    """A stored clip answer (JSON) rendered again as CSV, for a retry that asks for CSV."""
+    return to_csv(ClipResponse.model_validate_json(body), video_id)

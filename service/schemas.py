@@ -1,0 +1,137 @@
+"""Request and response bodies (pydantic): what the OpenAPI docs at /docs show."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+
+
+class MemoryStatus(enum.StrEnum):
+    warm = "warm"  # every second of the memory window that could exist is there
+    partial = "partial"  # some of them
+    cold = "cold"  # none (a session's first key frame, or a video of one second)
+    degraded = "degraded"  # the memory store is unavailable: answered without memory
+
+
+class ClipStatus(enum.StrEnum):
+    new = "new"  # the next clip in order
+    gap = "gap"  # clips between the last one seen and this one are missing
+    out_of_order = "out_of_order"  # an index below the last one seen, not seen before
+    duplicate = "duplicate"  # a retry: the stored answer, nothing written (X-Clip-Status only)
+    unknown = "unknown"  # store unavailable: order cannot be checked
+
+
+class Action(BaseModel):
+    id: int
+    name: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class Person(BaseModel):
+    box: list[float] = Field(description="x1, y1, x2, y2 normalised to [0,1] of the frame")
+    person_id: int | None = None
+    score: float | None = Field(None, description="detector score; null for given boxes")
+    actions: list[Action] = Field(description="highest score first")
+
+
+class Keyframe(BaseModel):
+    timestamp: float = Field(description="seconds from the start of the video (a session: "
+                                         "of the session, start_s + time in the clip)")
+    memory: MemoryStatus
+    persons: list[Person]
+
+
+class VideoInfo(BaseModel):
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frames: int
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    runtime: str
+    device: str
+
+
+class SessionClip(BaseModel):
+    id: str
+    clip_index: int
+    start_s: float
+    status: ClipStatus
+    missing: list[int] = Field(description="clip indices skipped before this one")
+
+
+class DetectResponse(BaseModel):
+    model: ModelRef
+    video: VideoInfo
+    memory: MemoryStatus
+    keyframes: list[Keyframe]
+
+
+class ClipResponse(DetectResponse):
+    session: SessionClip
+
+
+class SessionCreate(BaseModel):
+    id: str | None = Field(None, pattern=SESSION_ID_PATTERN,
+                           description="client-chosen id; generated when absent")
+    ttl_s: int | None = Field(None, ge=1, le=7 * 24 * 3600,
+                              description="sliding TTL (default AIA_SESSION_TTL_S)")
+    lookahead_s: int | None = Field(None, ge=0, le=3600,
+                                    description="future seconds a clip's key frames may wait "
+                                                "for (default AIA_LOOKAHEAD_S)")
+
+
+class SessionInfo(BaseModel):
+    id: str
+    created_at: float
+    ttl_s: int
+    lookahead_s: int
+    model_version: str
+    clips_seen: int
+    last_index: int
+    seen: list[int]
+    memory_seconds: int
+
+
+class LabelInfo(BaseModel):
+    id: int
+    name: str
+    group: str
+    evaluated: bool
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    runtime: str
+    device: str
+    dtype: str
+    labels: list[LabelInfo]
+    input: dict[str, Any]
+    training: dict[str, Any]
+    parity: dict[str, Any]
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
