@@ -11,6 +11,7 @@ a batch go to every request in it; jobs whose request was cancelled are skipped.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from service.errors import NotReady, Overloaded
 from service.runtime import Runtime
 
 FEATURES, HEAD = "features", "head"
+log = logging.getLogger(__name__)
 
 
 class BatchObserver(Protocol):
@@ -138,7 +140,10 @@ class Batcher:
 
     def _notify_queue(self) -> None:
         if self.observer is not None:
-            self.observer.on_queue(len(self._pending))
+            try:
+                self.observer.on_queue(len(self._pending))
+            except Exception:  # metrics must never stop the collector
+                log.exception("batch observer failed")
 
     def _take_matching(self, batch: list[Job], clips: int) -> int:
         """Moves pending jobs that fit `batch` into it, oldest first; returns its clips."""
@@ -204,12 +209,15 @@ class Batcher:
             return
         run_s = time.perf_counter() - started
         self._run_s = 0.8 * self._run_s + 0.2 * run_s
-        if self.observer is not None:
-            self.observer.on_batch(graph, sum(j.clips for j in batch), wait_s, run_s)
         bounds = np.cumsum([0, *rows])  # job i owns rows bounds[i]:bounds[i + 1] of out
         for job, start, end in zip(batch, bounds[:-1], bounds[1:], strict=True):
             if not job.future.done():
                 job.future.set_result(out[start:end])
+        if self.observer is not None:
+            try:
+                self.observer.on_batch(graph, sum(j.clips for j in batch), wait_s, run_s)
+            except Exception:
+                log.exception("batch observer failed")
 
     async def close(self) -> None:
         """Refuses new jobs, runs every queued one, then stops the worker thread."""

@@ -231,3 +231,23 @@ def test_close_drains_then_refuses(runtime: Runtime, spec: InputSpec) -> None:
     assert len(done) == 4
     assert refused is not None
     assert refused.status == 503
+
+
+class Broken(Seen):
+    def on_batch(self, graph: str, size: int, wait_s: float, run_s: float) -> None:
+        raise RuntimeError("metrics backend down")
+
+
+def test_a_failing_observer_does_not_stop_the_worker(runtime: Runtime,
+                                                     spec: InputSpec) -> None:
+    rng = np.random.default_rng(7)
+    requests = [features_request(spec, rng, [1]) for _ in range(2)]
+
+    async def serve() -> list[np.ndarray]:
+        batcher = Batcher(runtime, max_batch=1, max_wait_ms=0, queue_size=8, observer=Broken())
+        got = [await batcher.features(*r) for r in requests]
+        await batcher.close()
+        return got
+
+    for request, got in zip(requests, asyncio.run(serve()), strict=True):
+        np.testing.assert_allclose(got, runtime.features(*request), atol=1e-5, rtol=0)
