@@ -111,6 +111,7 @@ class Engine:
             meta = await _timed(timings, "decode", self._probe(video))
             frames = self._keyframes(meta, params.boxes)
             decoded = await _timed(timings, "decode", self._decode(video, meta))
+            self._check_times(frames, self._decoded_duration(decoded))
             feats = await self._features(decoded, frames, timings)
             seconds = [second_of(t) for t in frames.times]
             own = self._own_seconds(seconds, feats)
@@ -162,6 +163,7 @@ class Engine:
             _timed(timings, "decode", self._decode(video, meta)),
             _timed(timings, "memory_read", self._read(session, wanted, degraded)))
         degraded = degraded or stored is None
+        self._check_times(frames, self._decoded_duration(decoded))
         feats = await self._features(decoded, frames, timings)
         own = self._own_seconds(seconds, feats)
         sources, statuses = [], []
@@ -275,18 +277,27 @@ class Engine:
     async def _decode(self, video: Path, meta: VideoMeta) -> Decoded:
         return await anyio.to_thread.run_sync(decode_video, video, meta, self.spec, self.limits)
 
+    def _decoded_duration(self, decoded: Decoded) -> float:
+        return len(decoded.times) / self.spec.fps
+
     def _keyframes(self, meta: VideoMeta, boxes: Sequence[BoxesAt] | None) -> Frames:
         if boxes is None:
             raise NoPersonSource("this model has no person detector; pass `boxes` (JSON: "
                                  '[{"timestamp": seconds, "boxes": [[x1, y1, x2, y2], ...]}], '
                                  "coordinates normalised to [0,1])")
-        late = [b.timestamp for b in boxes if b.timestamp > meta.duration_s + BOX_TIME_SLACK_S]
-        if late:
-            raise InvalidBoxes(f"boxes at {late[:3]} s lie past the end of the video "
-                               f"({meta.duration_s:.2f} s); timestamps are seconds from the "
-                               "start of the uploaded video")
+        if meta.duration_s > 0:  # 0: not declared; checked again once decoded
+            self._check_times(boxes, meta.duration_s)
         return Frames(np.array([b.timestamp for b in boxes], np.float64),
                       [b.boxes for b in boxes])
+
+    @staticmethod
+    def _check_times(boxes: Sequence[BoxesAt] | Frames, duration_s: float) -> None:
+        times = boxes.times if isinstance(boxes, Frames) else [b.timestamp for b in boxes]
+        late = [float(t) for t in times if t > duration_s + BOX_TIME_SLACK_S]
+        if late:
+            raise InvalidBoxes(f"boxes at {late[:3]} s lie past the end of the video "
+                               f"({duration_s:.2f} s); timestamps are seconds from the "
+                               "start of the uploaded video")
 
     def _pixel_boxes(self, frames: Frames, rows: Sequence[int],
                      size: tuple[int, int]) -> np.ndarray:
