@@ -47,5 +47,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-  CMD python -c "import os, urllib.request as r; r.urlopen('http://127.0.0.1:' + os.environ.get('AIA_PORT', '8000') + '/health/live', timeout=4)"
+  CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:' + os.environ.get('AIA_PORT', '8000') + '/health/live', timeout=4)"]
 ENTRYPOINT ["aia", "serve"]

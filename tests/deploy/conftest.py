@@ -84,9 +84,10 @@ class Dockerfile:
                 found.update(item.split("=", 1) for item in shlex.split(arg))
         return found
 
-    def healthcheck_command(self) -> str:
+    def healthcheck_command(self) -> list[str]:
+        """The HEALTHCHECK's exec-form command."""
         (arg,) = self.all("HEALTHCHECK")
-        return arg.split(" CMD ", 1)[1].strip()
+        return json.loads(arg.split(" CMD ", 1)[1])
 
     def entrypoint(self) -> list[str]:
         (arg,) = self.all("ENTRYPOINT")
