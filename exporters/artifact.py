@@ -27,6 +27,10 @@ DTYPES = ("fp32", "fp16")
 REQUIRED = ("format", "model_config", "labels", "input", "dtype", "graphs", "files",
             "training", "parity")
 _CHUNK = 1 << 20
+# detector.onnx (or a user's detector): input "frame" uint8 [H,W,3] RGB, any size; outputs
+# boxes [K,4] float32 x1,y1,x2,y2 in the frame's pixels, scores [K] float32, classes [K] int64;
+# score threshold and NMS inside the graph (docs/detector.md)
+DETECTOR_CONTRACT = "aia-detector/1"
 
 
 class ArtifactError(RuntimeError):
@@ -88,6 +92,41 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class DetectorSpec:
+    """A detector graph under DETECTOR_CONTRACT and what its outputs mean."""
+
+    path: Path
+    classes: Mapping[int, str]  # class id -> name
+    person_class_id: int
+    score_threshold: float  # applied inside the graph; callers may filter higher
+    min_size: int | None = None  # the graph resizes frames to this short side (informational)
+
+    @classmethod
+    def from_manifest(cls, root: Path, entry: Any, files: Mapping[str, Any]) -> DetectorSpec:
+        where = root / MANIFEST
+        if not isinstance(entry, Mapping):
+            raise ArtifactError(f"{where}: detector: expected an object")
+        if entry.get("contract") != DETECTOR_CONTRACT:
+            raise ArtifactError(f"{where}: detector.contract {entry.get('contract')!r}; this "
+                                f"loader reads {DETECTOR_CONTRACT!r}")
+        path = _member(root, entry.get("file"), "detector.file")
+        if entry["file"] not in files:
+            raise ArtifactError(f"{path}: not covered by the sha256 list of {MANIFEST}")
+        try:
+            classes = {int(k): str(v) for k, v in entry["classes"].items()}
+            spec = cls(path, classes, int(entry["person_class_id"]),
+                       float(entry["score_threshold"]), (entry.get("resize") or {}).get(
+                           "min_size"))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ArtifactError(f"{where}: detector: needs classes, person_class_id, "
+                                f"score_threshold: {err}") from None
+        if spec.person_class_id not in classes:
+            raise ArtifactError(f"{where}: detector.person_class_id {spec.person_class_id} is "
+                                f"not among its classes {sorted(classes)}")
+        return spec
+
+
+@dataclass(frozen=True)
 class Artifact:
     root: Path
     config: ModelConfig
@@ -98,6 +137,7 @@ class Artifact:
     training: Mapping[str, Any]
     parity: Mapping[str, Any]
     manifest: Mapping[str, Any]
+    detector: DetectorSpec | None = None  # manifest "detector" section, when exported
 
     def path(self, graph: str, fmt: str) -> Path:
         found = self.graphs.get(graph, {}).get(fmt)
@@ -211,8 +251,10 @@ def load_artifact(root: str | Path, formats: Iterable[str] = ()) -> Artifact:
         raise ArtifactError(f"{where}: input spec does not match model_config (edited?)")
     labels = _labels(data["labels"], where, config.classifier.num_classes)
     graphs = _graphs(root, data["graphs"], data["files"], formats)
+    detector = (DetectorSpec.from_manifest(root, data["detector"], data["files"])
+                if data.get("detector") is not None else None)
     return Artifact(root, config, labels, spec, data["dtype"], graphs, data["training"],
-                    data["parity"], data)
+                    data["parity"], data, detector)
 
 
 def onnx_session(path: Path, providers: Iterable[str] = ("CPUExecutionProvider",)) -> Any:

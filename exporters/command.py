@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from exporters.export import ExportOptions, export_artifact
 from exporters.graphs import Dtype, ExportError, Format
 from model.config import ConfigError
+from model.detector.checkpoint import DetectorCheckpointError
 from model.train.checkpoint import CheckpointError
 
 
@@ -34,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the parity bound on |logit diff| (default: 1e-4 fp32, "
                              "2%% of the logit range fp16)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--detector", type=Path, default=None, metavar="CKPT",
+                        help="an `aia train-detector` checkpoint to export as detector.onnx "
+                             "(default: detector.pt beside --checkpoint, when there is one)")
     parser.add_argument("--record", action="append", default=[], metavar="COMMAND",
                         help="a command that made the checkpoint (data, training), kept in "
                              "the manifest's training.commands; repeatable")
@@ -47,16 +52,19 @@ def _command(args: argparse.Namespace) -> list[str]:
         words += ["--parity-short-side", str(args.parity_short_side)]
     if args.tolerance is not None:
         words += ["--tolerance", repr(args.tolerance)]
+    if args.detector is not None:
+        words += ["--detector", str(args.detector)]
     return [*words, "--overwrite"] if args.overwrite else words
 
 
 def run(args: argparse.Namespace) -> int:
     options = ExportOptions(formats=args.formats, dtype=Dtype(args.dtype), bound=args.tolerance,
                             parity_short_side=args.parity_short_side, overwrite=args.overwrite,
-                            command=_command(args), records=tuple(args.record))
+                            command=_command(args), records=tuple(args.record),
+                            detector=args.detector)
     try:
         result = export_artifact(args.checkpoint, args.out, options)
-    except (ExportError, CheckpointError, ConfigError) as err:
+    except (ExportError, CheckpointError, ConfigError, DetectorCheckpointError) as err:
         print(f"aia export: {err}", file=sys.stderr)
         return 1
     report = result.manifest["parity"]

@@ -32,6 +32,7 @@ from exporters.artifact import (
     load_torchscript,
     onnx_session,
 )
+from exporters.detector import export_detector
 from exporters.graphs import (
     SUFFIX,
     Dtype,
@@ -46,6 +47,7 @@ from exporters.graphs import (
     head_spec,
 )
 from model.config import ModelConfig, from_dict, to_dict
+from model.detector.checkpoint import FILE_NAME as DETECTOR_CHECKPOINT
 from model.network import AIA
 from model.train import checkpoint as ckpt
 
@@ -60,6 +62,9 @@ class ExportOptions:
     command: Sequence[str] = field(default_factory=tuple)  # recorded in the manifest
     # the commands that made the checkpoint (data, training), recorded in the manifest
     records: Sequence[str] = field(default_factory=tuple)
+    # a detector checkpoint to export as detector.onnx; None: detector.pt beside the checkpoint
+    # when there is one
+    detector: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,16 @@ def build_manifest(cfg: ModelConfig, labels: list[dict[str, Any]], options: Expo
     }
 
 
+def detector_checkpoint(checkpoint: Path, options: ExportOptions) -> Path | None:
+    """The detector to export: --detector, else detector.pt in the checkpoint's directory."""
+    if options.detector is not None:
+        if not Path(options.detector).is_file():
+            raise ExportError(f"--detector {options.detector}: file not found")
+        return Path(options.detector)
+    beside = checkpoint.parent / DETECTOR_CHECKPOINT
+    return beside if beside.is_file() else None
+
+
 def publish(folder: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished temp directory onto `out` (moving an old one aside first)."""
     old = None
@@ -216,6 +231,9 @@ def export_artifact(checkpoint: str | Path, out: str | Path,
                               + "\n  ".join(report.failures()))
         training = provenance(checkpoint, state, options.records)
         manifest = build_manifest(cfg, labels, options, graphs, training, report, seconds)
+        detector = detector_checkpoint(checkpoint, options)
+        if detector is not None:
+            manifest["detector"] = export_detector(detector, folder)
         manifest["files"] = {p.name: file_record(p) for p in sorted(folder.iterdir())}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         publish(folder, out, options.overwrite)

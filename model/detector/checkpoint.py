@@ -45,3 +45,15 @@ def load_detector(path: str | Path) -> tuple[DetectorConfig, FasterRCNN, dict[st
     except (KeyError, DetectorConfigError, RuntimeError) as err:
         raise DetectorCheckpointError(f"{path}: does not build a detector: {err}") from None
     return cfg, model.eval(), state
+
+
+def save_detector(path: str | Path, cfg: DetectorConfig, model: FasterRCNN, step: int = 0,
+                  **extra: Any) -> Path:
+    """An inference checkpoint (no optimiser), written atomically."""
+    from model.detector.network import state_dict_of
+    from model.train.checkpoint import save_atomic
+
+    path = Path(path)
+    save_atomic({"format": FORMAT, "step": step, "config": cfg.to_dict(),
+                 "model": state_dict_of(model), **extra}, path)
+    return path

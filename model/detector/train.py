@@ -140,7 +140,7 @@ def train(data: Path, out: Path, cfg: DetectorConfig, settings: TrainSettings,
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimiser.step()
             record = {"step": step + 1, "loss": float(loss.detach()), "lr": _lr_at(step, settings),
-                      **{k: float(v) for k, v in losses.items()}}
+                      **{k: float(v.detach()) for k, v in losses.items()}}
             log.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{float(loss):.3f}")
             if (step + 1) % settings.checkpoint_every == 0 and step + 1 < settings.steps:

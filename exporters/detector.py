@@ -1,0 +1,110 @@
+"""Detector checkpoint -> detector.onnx plus the manifest's `detector` section.
+
+The graph is `FrameDetector`: one uint8 RGB frame [H,W,3] of any size in, boxes [K,4]
+(x1,y1,x2,y2 in that frame's pixels), scores [K] float32 and classes [K] int64 out; resizing,
+score threshold and NMS are inside. torch.onnx's dynamo exporter cannot export torchvision's
+detection models (data-dependent guards in batched_nms), so the TorchScript-based exporter
+(`dynamo=False`) is used. Parity: ONNX Runtime against eager on rendered synthetic frames,
+at the graph's own size and at a larger, wider one.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from exporters.artifact import DETECTOR_CONTRACT, file_record, onnx_session
+from exporters.graphs import ExportError
+from model.detector.checkpoint import load_detector
+from model.detector.network import FrameDetector
+from model.synth.dataset import SynthSpec, make_scene
+from model.synth.raster import Painter, background, render_frame
+
+FILE_NAME = "detector.onnx"
+OPSET = 17
+BOX_TOLERANCE_PX = 1e-2
+SCORE_TOLERANCE = 1e-4
+
+
+def parity_frames(sizes: tuple[tuple[int, int], ...] = ((192, 128), (320, 180))
+                  ) -> list[np.ndarray]:
+    """Rendered synthetic frames (uint8 [H,W,3]), one scene per size, two times each."""
+    frames = []
+    for width, height in sizes:
+        spec = SynthSpec(out=Path("."), videos=1, seconds=6, seed=97, width=width,
+                         height=height)
+        scene = make_scene(spec, 0)
+        world, painter = background(scene), Painter()
+        frames += [render_frame(scene, scene.key_frame(s), world, painter) for s in (2, 4)]
+    return frames
+
+
+def write_onnx(module: FrameDetector, path: Path) -> None:
+    example = torch.zeros(128, 192, 3, dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings on torchvision's size arithmetic
+        torch.onnx.export(
+            module, (example,), str(path), dynamo=False, opset_version=OPSET,
+            input_names=["frame"], output_names=["boxes", "scores", "classes"],
+            dynamic_axes={"frame": {0: "height", 1: "width"}, "boxes": {0: "detections"},
+                          "scores": {0: "detections"}, "classes": {0: "detections"}})
+
+
+@torch.no_grad()
+def check_parity(module: FrameDetector, path: Path,
+                 frames: list[np.ndarray]) -> dict[str, Any]:
+    """Same detections (count, classes), boxes within 0.01 px, scores within 1e-4."""
+    session = onnx_session(path)
+    worst_box = worst_score = 0.0
+    compared = 0
+    failures = []
+    for i, frame in enumerate(frames):
+        boxes, scores, classes = session.run(None, {"frame": frame})
+        ref_boxes, ref_scores, ref_classes = (t.numpy() for t in module(torch.from_numpy(frame)))
+        if boxes.shape != ref_boxes.shape or not np.array_equal(classes, ref_classes):
+            failures.append(f"frame {i}: {len(boxes)} detections vs eager {len(ref_boxes)}")
+            continue
+        compared += len(boxes)
+        if len(boxes):
+            worst_box = max(worst_box, float(np.abs(boxes - ref_boxes).max()))
+            worst_score = max(worst_score, float(np.abs(scores - ref_scores).max()))
+    if worst_box > BOX_TOLERANCE_PX or worst_score > SCORE_TOLERANCE:
+        failures.append(f"max |box diff| {worst_box:.3g} px, max |score diff| {worst_score:.3g}")
+    return {"frames": len(frames), "detections": compared, "max_abs_box_px": worst_box,
+            "max_abs_score": worst_score, "passed": not failures, "failures": failures}
+
+
+def export_detector(checkpoint: str | Path, folder: str | Path,
+                    score_threshold: float | None = None) -> dict[str, Any]:
+    """Write FOLDER/detector.onnx, check it, and return the manifest's `detector` section
+    (the caller lists the file's sha256 in `files`). ExportError if parity fails."""
+    checkpoint, folder = Path(checkpoint), Path(folder)
+    cfg, model, state = load_detector(checkpoint)
+    threshold = cfg.score_threshold if score_threshold is None else score_threshold
+    model.roi_heads.score_thresh = threshold
+    module = FrameDetector(model).eval()
+    path = folder / FILE_NAME
+    started = time.perf_counter()
+    write_onnx(module, path)
+    seconds = time.perf_counter() - started
+    report = check_parity(module, path, parity_frames())
+    if not report["passed"]:
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{path}: detector parity failed: " + "; ".join(report["failures"]))
+    return {
+        "file": FILE_NAME, "contract": DETECTOR_CONTRACT,
+        "classes": {str(i + 1): name for i, name in enumerate(cfg.classes)},
+        "person_class_id": cfg.person_class_id, "score_threshold": threshold,
+        "nms_iou": cfg.nms_iou, "max_detections": cfg.max_detections,
+        "resize": {"where": "inside", "min_size": cfg.min_size, "max_size": cfg.max_size},
+        "config": cfg.to_dict(), "parity": report, "export_seconds": round(seconds, 2),
+        "training": {"checkpoint": str(checkpoint), "checkpoint_sha256":
+                     file_record(checkpoint)["sha256"], "step": int(state["step"]),
+                     "command": state.get("command", ""),
+                     "evaluation": state.get("evaluation")},
+    }
