@@ -22,7 +22,7 @@ class Detections:
     labels: np.ndarray  # [K] class ids (1 person)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return box_iou(torch.from_numpy(a).float(), torch.from_numpy(b).float()).numpy()
 
 
@@ -31,7 +31,8 @@ def match(found: np.ndarray, scores: np.ndarray, truth: np.ndarray,
     """Greedy by score at IoU >= 0.5 -> (true positives, false positives, ground truths);
     a detection matching only an `ignore` box counts as neither."""
     order = np.argsort(-scores, kind="stable")
-    iou = _iou(found[order], truth) if len(truth) and len(found) else np.zeros((len(found), 0))
+    iou = (iou_matrix(found[order], truth) if len(truth) and len(found)
+           else np.zeros((len(found), len(truth))))
     used = np.zeros(len(truth), bool)
     tp = fp = 0
     for row in range(len(order)):
@@ -39,7 +40,7 @@ def match(found: np.ndarray, scores: np.ndarray, truth: np.ndarray,
         if len(candidates):
             used[candidates[np.argmax(iou[row, candidates])]] = True
             tp += 1
-        elif ignore is not None and len(ignore) and _iou(found[order][row:row + 1],
+        elif ignore is not None and len(ignore) and iou_matrix(found[order][row:row + 1],
                                                           ignore).max() >= IOU:
             continue
         else:
