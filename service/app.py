@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exporters.artifact import MANIFEST, Artifact, load_artifact, sha256
 from service.batcher import Batcher
 from service.decode import Limits
+from service.detection import Detector
 from service.engine import Engine
 from service.errors import (
     PROBLEM_JSON,
@@ -59,6 +60,17 @@ REJECTED = ((Overloaded, "overloaded"), (DeadlineExceeded, "deadline"),
 def model_version(artifact: Artifact) -> str:
     """The artifact's name and the start of its manifest's sha256: a new export, new keys."""
     return f"{artifact.root.name}-{sha256(artifact.root / MANIFEST)[:12]}"
+
+
+def load_detector(artifact: Artifact, device: str) -> Detector | None:
+    """The artifact's detector.onnx (persons and objects when a request has no boxes)."""
+    if artifact.detector is None:
+        return None
+    from exporters.detector_runtime import DetectorRunner
+
+    providers = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
+                 else ("CPUExecutionProvider",))
+    return DetectorRunner(artifact.detector, providers)
 
 
 @dataclass
@@ -112,6 +124,7 @@ class Service:
             started = time.perf_counter()
             runtime = await anyio.to_thread.run_sync(load_runtime, artifact, s.runtime, s.device)
             await anyio.to_thread.run_sync(warm_up, runtime, artifact.input)
+            detector = await anyio.to_thread.run_sync(load_detector, artifact, runtime.device)
         except Exception as err:  # the process cannot serve: say why and stop
             self.failed = f"{type(err).__name__}: {err}"
             log.exception("model load failed; stopping")
@@ -125,7 +138,8 @@ class Service:
         self.engine = Engine(artifact, self.model, self.batcher, self.store, self.metrics,
                              self.limits, s.max_batch,
                              bool(getattr(runtime, "head_masks", False)),
-                             lock_ttl_s=s.request_timeout_s + 5)
+                             lock_ttl_s=s.request_timeout_s + 5, detector=detector,
+                             keyframe_rate=s.keyframe_rate, max_persons=s.max_persons)
         self.metrics.model_info.labels(self.model.version, runtime.name, runtime.device).set(1)
         self.ready = not self.draining
         self.metrics.ready.set(1 if self.ready else 0)

@@ -19,13 +19,28 @@ from typing import TypeVar
 
 import anyio.to_thread
 import numpy as np
-import torch
 
 from exporters.artifact import Artifact
-from model.roi import enlarge_boxes
 from model.train.validate import SecondFeatures
 from service.batcher import Batcher
-from service.decode import Decoded, Limits, VideoMeta, clip_windows, decode_video, probe_video
+from service.decode import (
+    Decoded,
+    Limits,
+    VideoMeta,
+    clip_windows,
+    decode_video,
+    keyframe_times,
+    probe_video,
+)
+from service.detection import (
+    Detector,
+    Frames,
+    detect_frames,
+    given_frames,
+    pending_frames,
+    roi_boxes,
+    track,
+)
 from service.errors import ClipInFlight, InvalidBoxes, NoPersonSource, SessionNotFound
 from service.metrics import Metrics
 from service.params import BoxesAt, ClipParams, DetectParams, OutputFormat
@@ -45,6 +60,7 @@ from service.window import (
     memory_inputs,
     memory_source,
     overall_status,
+    pad_objects,
     second_of,
     status_of,
     window_seconds,
@@ -84,22 +100,18 @@ async def _timed(timings: Timings, name: str, work: Awaitable[T]) -> T:
         return await work
 
 
-@dataclass
-class Frames:
-    """Key frames of one request: times in the clip, their given boxes [n,4] normalised."""
-
-    times: np.ndarray  # float64 [K]
-    boxes: list[np.ndarray]  # K x float32 [n,4]
-
-
 class Engine:
     def __init__(self, artifact: Artifact, model: ModelRef, batcher: Batcher,
                  store: MemoryStore, metrics: Metrics, limits: Limits, max_batch: int,
-                 head_masks: bool, lock_ttl_s: float) -> None:
+                 head_masks: bool, lock_ttl_s: float, detector: Detector | None = None,
+                 keyframe_rate: float = 1.0, max_persons: int = 64) -> None:
         self.artifact, self.spec, self.cfg = artifact, artifact.input, artifact.config
         self.model, self.batcher, self.store, self.metrics = model, batcher, store, metrics
         self.limits, self.max_batch = limits, max_batch
         self.head_masks, self.lock_ttl_s = head_masks, lock_ttl_s
+        self.detector, self.keyframe_rate, self.max_persons = detector, keyframe_rate, max_persons
+        # the detector is model work too: one call at a time, off the event loop
+        self._detector_slot = anyio.CapacityLimiter(1)
 
     # ------------------------------------------------------------------ whole video (offline)
 
@@ -111,14 +123,21 @@ class Engine:
             meta = await _timed(timings, "decode", self._probe(video))
             frames = self._keyframes(meta, params.boxes)
             decoded = await _timed(timings, "decode", self._decode(video, meta))
+            if frames.detect:  # key frames over what was decoded, not what was declared
+                times = keyframe_times(self._decoded_duration(decoded), self.keyframe_rate)
+                frames = await _timed(timings, "detect", self._detect(decoded, times))
             self._check_times(frames, self._decoded_duration(decoded))
-            feats = await self._features(decoded, frames, timings)
+            feats, objects = await self._features(decoded, frames, timings)
+            if any(found is not None for found in frames.scores):  # detected: track them
+                with timings.stage("detect"):
+                    frames.person_ids = track(frames, feats)
             seconds = [second_of(t) for t in frames.times]
             own = self._own_seconds(seconds, feats)
             source = memory_source(own)
             statuses = [status_of(set(window_seconds(self.cfg, s, None)) & set(own), own)
                         for s in seconds]
-            logits = await self._head(feats, [source] * len(seconds), seconds, timings)
+            logits = await self._head(feats, objects, [source] * len(seconds), seconds,
+                                      timings)
             with timings.stage("serialise"):
                 response = self._response(meta, frames, frames.times, statuses, False, logits,
                                           params)
@@ -163,8 +182,10 @@ class Engine:
             _timed(timings, "decode", self._decode(video, meta)),
             _timed(timings, "memory_read", self._read(session, wanted, degraded)))
         degraded = degraded or stored is None
+        if frames.detect:
+            frames = await _timed(timings, "detect", self._detect(decoded, frames.times))
         self._check_times(frames, self._decoded_duration(decoded))
-        feats = await self._features(decoded, frames, timings)
+        feats, objects = await self._features(decoded, frames, timings)
         own = self._own_seconds(seconds, feats)
         sources, statuses = [], []
         for s in seconds:
@@ -173,7 +194,7 @@ class Engine:
             visible.update({w: f for w, f in own.items() if w in window})
             sources.append(memory_source(visible))
             statuses.append(MemoryStatus.degraded if degraded else status_of(window, visible))
-        logits = await self._head(feats, sources, seconds, timings)
+        logits = await self._head(feats, objects, sources, seconds, timings)
         status, missing = self._order(record, clip.clip_index)
         times = start_s + frames.times
         with timings.stage("serialise"):
@@ -281,14 +302,15 @@ class Engine:
         return len(decoded.times) / self.spec.fps
 
     def _keyframes(self, meta: VideoMeta, boxes: Sequence[BoxesAt] | None) -> Frames:
+        if boxes is None and self.detector is not None:
+            return pending_frames(keyframe_times(meta.duration_s, self.keyframe_rate))
         if boxes is None:
             raise NoPersonSource("this model has no person detector; pass `boxes` (JSON: "
                                  '[{"timestamp": seconds, "boxes": [[x1, y1, x2, y2], ...]}], '
                                  "coordinates normalised to [0,1])")
         if meta.duration_s > 0:  # 0: not declared; checked again once decoded
             self._check_times(boxes, meta.duration_s)
-        return Frames(np.array([b.timestamp for b in boxes], np.float64),
-                      [b.boxes for b in boxes])
+        return given_frames(boxes)
 
     @staticmethod
     def _check_times(boxes: Sequence[BoxesAt] | Frames, duration_s: float) -> None:
@@ -299,36 +321,31 @@ class Engine:
                                f"({duration_s:.2f} s); timestamps are seconds from the "
                                "start of the uploaded video")
 
-    def _pixel_boxes(self, frames: Frames, rows: Sequence[int],
-                     size: tuple[int, int]) -> np.ndarray:
-        """Given boxes of key frames `rows` -> [P,5] (index in rows, enlarged pixel box)."""
-        width, height = size
-        parts = []
-        for i, row in enumerate(rows):
-            norm = frames.boxes[row]  # [n,4]
-            pixels = torch.from_numpy(norm * np.array([width, height, width, height],
-                                                      np.float32))
-            grown = enlarge_boxes(pixels, self.spec.test_box_enlarge, width, height).numpy()
-            parts.append(np.concatenate([np.full((len(norm), 1), i, np.float32), grown], 1))
-        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 5),
-                                                                               np.float32)
+    async def _detect(self, decoded: Decoded, times: np.ndarray) -> Frames:
+        assert self.detector is not None
+        return await anyio.to_thread.run_sync(
+            detect_frames, self.detector, decoded, times, self.spec.fps, self.max_persons,
+            self.spec.max_objects, limiter=self._detector_slot)
 
-    async def _features(self, decoded: Decoded, frames: Frames,
-                        timings: Timings) -> list[np.ndarray]:
-        """Person features [n,D] per key frame; key frames without persons skip graph 1."""
+    async def _features(self, decoded: Decoded, frames: Frames, timings: Timings
+                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Person [n,D] and object [o,D] features per key frame; key frames without persons
+        skip graph 1."""
         d = self.spec.feature_dim
-        out = [np.zeros((0, d), np.float32) for _ in frames.boxes]
+        persons = [np.zeros((0, d), np.float32) for _ in frames.boxes]
+        objects = [np.zeros((0, d), np.float32) for _ in frames.boxes]
         busy = [i for i, b in enumerate(frames.boxes) if len(b)]
         for start in range(0, len(busy), self.max_batch):
             rows = busy[start:start + self.max_batch]
             with timings.stage("decode"):
                 clips = await anyio.to_thread.run_sync(
                     clip_windows, decoded, frames.times[rows], self.spec)  # [B,T,h,w,3]
-            boxes = self._pixel_boxes(frames, rows, decoded.size)
+            boxes, n = roi_boxes(frames, rows, decoded.size, self.spec)
             feats = await _timed(timings, "features", self.batcher.features(clips, boxes))
             for i, row in enumerate(rows):
-                out[row] = feats[boxes[:, 0] == i]
-        return out
+                persons[row] = feats[:n][boxes[:n, 0] == i]
+                objects[row] = feats[n:][boxes[n:, 0] == i]
+        return persons, objects
 
     def _own_seconds(self, seconds: Sequence[int],
                      feats: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
@@ -338,7 +355,7 @@ class Engine:
             own.setdefault(s, f[: self.spec.persons_per_second])
         return own
 
-    async def _head(self, feats: Sequence[np.ndarray],
+    async def _head(self, feats: Sequence[np.ndarray], objects: Sequence[np.ndarray],
                     sources: Sequence[Mapping[int, SecondFeatures]],
                     seconds: Sequence[int], timings: Timings) -> list[np.ndarray]:
         """Logits [n,A] per key frame. Key frames share a call; without masks in the graph,
@@ -346,10 +363,11 @@ class Engine:
         a = self.spec.num_classes
         out = [np.zeros((0, a), np.float32) for _ in feats]
         busy = [i for i, f in enumerate(feats) if len(f)]
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
         for i in busy:
-            width = 0 if self.head_masks else self._memory_width(sources[i], seconds[i])
-            groups.setdefault(width, []).append(i)
+            widths = (0, 0) if self.head_masks else (
+                self._memory_width(sources[i], seconds[i]), len(objects[i]))
+            groups.setdefault(widths, []).append(i)
         for rows in groups.values():
             for start in range(0, len(rows), self.max_batch):
                 chunk = rows[start:start + self.max_batch]
@@ -357,10 +375,10 @@ class Engine:
                     self.cfg, [sources[i] for i in chunk], [seconds[i] for i in chunk])
                 person = np.concatenate([feats[i] for i in chunk])  # [N,D]
                 batch = np.repeat(np.arange(len(chunk)), [len(feats[i]) for i in chunk])
-                b, d = len(chunk), self.spec.feature_dim
+                things, things_mask = pad_objects(objects, chunk, self.spec.feature_dim)
                 logits = await _timed(timings, "head", self.batcher.head(
-                    person, batch.astype(np.int64), np.zeros((b, 0, d), np.float32),
-                    np.zeros((b, 0), bool), memory, mask, offsets))
+                    person, batch.astype(np.int64), things, things_mask, memory, mask,
+                    offsets))
                 bounds = np.cumsum([0] + [len(feats[i]) for i in chunk])
                 for i, lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
                     out[i] = logits[lo:hi]
@@ -378,9 +396,11 @@ class Engine:
                   statuses: Sequence[MemoryStatus], degraded: bool,
                   logits: Sequence[np.ndarray], params: DetectParams) -> DetectResponse:
         groups, labels = self.cfg.classifier.groups, self.artifact.labels
+        ids = frames.person_ids or [None] * len(times)
         keyframes = [Keyframe(timestamp=round(float(t), 3), memory=status, persons=persons_of(
-            boxes, scores_of(z, groups), labels, params))
-            for t, status, boxes, z in zip(times, statuses, frames.boxes, logits, strict=True)]
+            boxes, scores_of(z, groups), labels, params, found, person_ids))
+            for t, status, boxes, z, found, person_ids in zip(
+                times, statuses, frames.boxes, logits, frames.scores, ids, strict=True)]
         video = VideoInfo(width=meta.width, height=meta.height, fps=meta.fps,
                           duration_s=meta.duration_s, frames=meta.frames)
         return DetectResponse(model=self.model, video=video,

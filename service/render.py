@@ -25,10 +25,12 @@ def scores_of(logits: np.ndarray, groups: tuple[ClassGroup, ...]) -> np.ndarray:
 
 
 def persons_of(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[Label],
-               params: DetectParams) -> list[Person]:
-    """boxes [n,4] normalised, scores [n,A] -> persons with their top actions."""
+               params: DetectParams, found: np.ndarray | None = None,
+               person_ids: Sequence[int] | None = None) -> list[Person]:
+    """boxes [n,4] normalised, scores [n,A] -> persons with their top actions; `found` [n]:
+    detector scores, `person_ids` [n]: track ids (None for client boxes)."""
     persons = []
-    for box, row in zip(boxes.tolist(), scores, strict=True):
+    for p, (box, row) in enumerate(zip(boxes.tolist(), scores, strict=True)):
         order = np.argsort(-row, kind="stable")
         actions = []
         for column in order:
@@ -39,7 +41,10 @@ def persons_of(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[Label],
             if params.labels is None or label.id in params.labels:
                 actions.append(Action(id=label.id, name=label.name,
                                       score=round(min(max(score, 0.0), 1.0), 5)))
-        persons.append(Person(box=[round(v, 5) for v in box], actions=actions))
+        persons.append(Person(
+            box=[round(v, 5) for v in box], actions=actions,
+            score=None if found is None else round(float(found[p]), 5),
+            person_id=None if person_ids is None else int(person_ids[p])))
     return persons
 
 

@@ -72,3 +72,15 @@ def memory_inputs(cfg: ModelConfig, sources: Sequence[Mapping[int, SecondFeature
         mask[i, :m] = valid[0].numpy()
         offsets[i, :m] = secs[0].numpy()
     return memory, mask, offsets
+
+
+def pad_objects(objects: Sequence[np.ndarray], rows: Sequence[int],
+                dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Object features [o,D] of key frames `rows` -> [B,O,D] + mask [B,O] (best first)."""
+    width = max((len(objects[i]) for i in rows), default=0)
+    padded = np.zeros((len(rows), width, dim), np.float32)
+    mask = np.zeros((len(rows), width), bool)
+    for b, i in enumerate(rows):
+        padded[b, : len(objects[i])] = objects[i]
+        mask[b, : len(objects[i])] = True
+    return padded, mask
