@@ -40,7 +40,7 @@ class TrackerConfig:
     max_age_s: float = 3.0  # a track unseen this long is dropped (its id is never reused)
     max_center_distance: float = 1.0  # motion gate, in box heights (after prediction)
     appearance_weight: float = 1.0
-    reid_distance: float = 0.25  # appearance alone may match a pair this close (cosine)
+    reid_distance: float = 0.05  # appearance alone may match a pair this close (cosine)
     max_appearance_distance: float = 0.6  # never match a pair further apart than this
     feature_momentum: float = 0.7  # running mean of a track's features
     velocity_momentum: float = 0.5
