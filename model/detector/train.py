@@ -99,6 +99,32 @@ def _state(model: torch.nn.Module, optimiser: torch.optim.Optimizer, cfg: Detect
             "model": state_dict_of(model), "optimiser": optimiser.state_dict(), **extra}
 
 
+def _step(model: torch.nn.Module, optimiser: torch.optim.Optimizer,
+          images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    losses = model(images, targets)
+    loss = sum(losses.values())
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+    optimiser.step()
+    return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
+
+
+def _resume(model: torch.nn.Module, optimiser: torch.optim.Optimizer, ckpt_path: Path,
+            log_path: Path, resume: bool) -> int:
+    """-> first step; the log keeps only the steps the checkpoint has seen."""
+    first = 0
+    if resume and ckpt_path.is_file():
+        state = read_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        first = int(state["step"])
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= first]
+    log_path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    return first
+
+
 def train(data: Path, out: Path, cfg: DetectorConfig, settings: TrainSettings,
           resume: bool = False, progress: bool = True,
           command: str = "") -> dict[str, Any]:
@@ -115,14 +141,7 @@ def train(data: Path, out: Path, cfg: DetectorConfig, settings: TrainSettings,
                                   weight_decay=settings.weight_decay)
     out.mkdir(parents=True, exist_ok=True)
     log_path, ckpt_path = out / "detector-metrics.jsonl", out / FILE_NAME
-    first = 0
-    if resume and ckpt_path.is_file():
-        state = read_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        first = int(state["step"])
-    elif log_path.exists():
-        log_path.unlink()
+    first = _resume(model, optimiser, ckpt_path, log_path, resume)
     extra = {"command": command, "data": str(data)}
     started = time.perf_counter()
     model.train()
@@ -132,26 +151,18 @@ def train(data: Path, out: Path, cfg: DetectorConfig, settings: TrainSettings,
         for step in bar:
             for group in optimiser.param_groups:
                 group["lr"] = _lr_at(step, settings)
-            images, batch_targets = _batch(samples, targets, rng, settings.batch_size)
-            losses = model(images, batch_targets)
-            loss = sum(losses.values())
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimiser.step()
-            record = {"step": step + 1, "loss": float(loss.detach()), "lr": _lr_at(step, settings),
-                      **{k: float(v.detach()) for k, v in losses.items()}}
-            log.write(json.dumps(record) + "\n")
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            losses = _step(model, optimiser, *_batch(samples, targets, rng, settings.batch_size))
+            log.write(json.dumps({"step": step + 1, "lr": _lr_at(step, settings), **losses})
+                      + "\n")
+            bar.set_postfix(loss=f"{losses['loss']:.3f}")
             if (step + 1) % settings.checkpoint_every == 0 and step + 1 < settings.steps:
                 save_atomic(_state(model, optimiser, cfg, settings, step + 1, extra), ckpt_path)
     train_seconds = time.perf_counter() - started
     plot_losses(log_path, out / "detector-loss.png")
-    val = load_samples(ds, "val", 1)
     result = {"data": str(data), "split": "val", "steps": settings.steps,
               "train_frames": len(samples), "load_seconds": round(started - start_load, 1),
-              "train_seconds": round(train_seconds, 1), **evaluate(model, val, cfg)}
-    model.train(False)
+              "train_seconds": round(train_seconds, 1),
+              **evaluate(model, load_samples(ds, "val", 1), cfg)}
     save_atomic(_state(model, optimiser, cfg, settings, settings.steps,
                        {**extra, "evaluation": result["at_threshold"]}), ckpt_path)
     (out / "detector-eval.json").write_text(json.dumps(result, indent=2) + "\n",
@@ -171,11 +182,12 @@ def plot_losses(log: Path, png: Path) -> None:
     kernel = max(1, len(records) // 50)  # moving average: single steps are noisy
 
     def smooth(values: list[float]) -> np.ndarray:
-        return np.convolve(values, np.ones(kernel) / kernel, mode="same")
+        return np.convolve(values, np.ones(kernel) / kernel, mode="valid")
 
-    ax.plot(steps, smooth([r["loss"] for r in records]), color="black", label="total")
+    shown = steps[kernel - 1:]  # each average is plotted at its window's last step
+    ax.plot(shown, smooth([r["loss"] for r in records]), color="black", label="total")
     for key in sorted(k for k in records[0] if k.startswith("loss_")):
-        ax.plot(steps, smooth([r[key] for r in records]), alpha=0.7, label=key[5:])
+        ax.plot(shown, smooth([r[key] for r in records]), alpha=0.7, label=key[5:])
     ax.set(title="detector training loss", xlabel="step", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
