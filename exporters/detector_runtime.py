@@ -49,7 +49,8 @@ class DetectorRunner:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame: expected uint8 [H,W,3] RGB, got {frame.dtype} "
                              f"{list(frame.shape)}")
-        boxes, scores, classes = self.session.run(None, {self.input_name: frame})
+        feed = {self.input_name: np.ascontiguousarray(frame)}  # ORT reads raw strides
+        boxes, scores, classes = self.session.run(None, feed)
         height, width = frame.shape[:2]
         scale = np.array([width, height, width, height], np.float32)
         keep = scores >= self.min_score

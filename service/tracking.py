@@ -146,10 +146,11 @@ class Tracker:
         cost = 0.5 * (1.0 - _iou(predicted, boxes)) + 0.5 * np.minimum(distance, 1.0)
         allowed = distance <= cfg.max_center_distance
         if features is not None:
-            has = np.array([t.feature is not None for t in tracks])
+            dim = features.shape[1]  # a track with other-sized features (model swap): none
+            has = np.array([t.feature is not None and len(t.feature) == dim for t in tracks])
             if has.any():
-                known = np.array([t.feature if t.feature is not None else
-                                  np.zeros(features.shape[1]) for t in tracks])  # [T,D]
+                known = np.array([t.feature if h else np.zeros(dim)
+                                  for t, h in zip(tracks, has, strict=True)])  # [T,D]
                 appearance = 1.0 - _normalised(known) @ _normalised(features).T  # [T,N]
                 appearance[~has] = 0.0
                 cost = cost + cfg.appearance_weight * appearance

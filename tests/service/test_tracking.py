@@ -92,3 +92,13 @@ def test_state_bytes_round_trip_and_refuse_garbage() -> None:
         TrackerState.from_bytes(data[:-3])
     with pytest.raises(TrackerStateError):
         TrackerState.from_bytes(b"\x80\x04junk")
+
+
+def test_features_that_come_and_go_or_change_size() -> None:
+    rng = np.random.default_rng(3)
+    wide = rng.normal(size=(1, 16))
+    frames = [(0.0, [_box(0.3, 0.5)], rng.normal(size=(1, 8))),
+              (1.0, [_box(0.31, 0.5)], None),
+              (2.0, [_box(0.32, 0.5)], wide),  # another model's features: 16-D, not 8
+              (3.0, [_box(0.33, 0.5)], wide + 0.01 * rng.normal(size=(1, 16)))]
+    assert _run(Tracker(), frames) == [[0], [0], [0], [0]]
