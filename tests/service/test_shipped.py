@@ -1,0 +1,78 @@
+"""The shipped model behind the engine on the README's sample clip: its detector finds the
+persons the synthetic annotations place there, and the tracker keeps their ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from exporters.artifact import load_artifact
+from service.app import load_detector
+from service.batcher import Batcher
+from service.decode import Limits
+from service.engine import Engine
+from service.metrics import Metrics
+from service.params import detect_params
+from service.runtime import load_runtime
+from service.schemas import ModelRef
+from service.settings import DEFAULT_MODEL, Device, RuntimeKind, Settings
+from service.store import LocalStore
+
+SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "sample"
+
+
+async def detect_sample() -> dict[str, object]:
+    artifact = load_artifact(DEFAULT_MODEL, ("onnx",))
+    runtime = load_runtime(artifact, RuntimeKind.onnx, Device.cpu)
+    batcher = Batcher(runtime, max_batch=8, max_wait_ms=2, queue_size=16)
+    engine = Engine(artifact, ModelRef(name="m", version="v", runtime="onnx", device="cpu"),
+                    batcher, LocalStore("v", 60, 600, 10), Metrics(CollectorRegistry()),
+                    Limits.from_settings(Settings()), max_batch=8,
+                    head_masks=runtime.head_masks, lock_ttl_s=30,
+                    detector=load_detector(artifact, "cpu"))
+    params = detect_params({"top_k": "1"}, artifact.labels, max_persons=64)
+    try:
+        answer = await engine.detect(SAMPLE / "clip.mp4", params, "sample")
+    finally:
+        await batcher.close()
+    return json.loads(answer.body)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[n,4] x [m,4] -> [n,m]."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def test_shipped_detector_on_the_sample() -> None:
+    body = asyncio.run(detect_sample())
+    truth = json.loads((SAMPLE / "boxes.json").read_text())
+    assert len(body["keyframes"]) == len(truth)
+    found = total = 0
+    ids_of_truth: dict[int, set[int]] = {}
+    for keyframe, given in zip(body["keyframes"], truth, strict=True):
+        assert keyframe["timestamp"] == given["timestamp"]
+        gt = np.array(given["boxes"]).reshape(-1, 4)
+        got = np.array([p["box"] for p in keyframe["persons"]]).reshape(-1, 4)
+        total += len(gt)
+        if len(got) and len(gt):
+            overlap = iou(gt, got)  # [truth, detections]
+            for t in range(len(gt)):
+                if overlap[t].max() >= 0.5:
+                    found += 1
+                    person = keyframe["persons"][int(overlap[t].argmax())]
+                    ids_of_truth.setdefault(t, set()).add(person["person_id"])
+        for person in keyframe["persons"]:
+            assert person["actions"], "top_k=1 and min_score 0.1: one action per person"
+    assert found >= 0.8 * total, f"{found}/{total} annotated persons detected"
+    # persons 0-2 are stationed in every key frame of the sample: one id each
+    assert all(len(ids_of_truth.get(t, set())) == 1 for t in range(3)), ids_of_truth
