@@ -24,14 +24,19 @@ WINDOWS = (0, 2, 4, 8, 16, 30)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["train-memory"], help="which benchmark")
+    parser.add_argument("what", choices=["train-memory", "serve"], help="which benchmark")
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--windows", type=int, nargs="+", default=list(WINDOWS))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per point")
-    parser.add_argument("--out", type=Path, default=Path("docs/results/train-memory"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results path without suffix (train-memory: "
+                        "docs/results/train-memory; serve: bench/results/serve)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--_point", nargs=2, metavar=("MODE", "WINDOW"), help=argparse.SUPPRESS)
     parser.add_argument("--_data", type=Path, help=argparse.SUPPRESS)
+    from service.bench import add_arguments as add_serve_arguments  # light: no service app
+
+    add_serve_arguments(parser)
 
 
 def measure_point(data: Path, preset_name: str, mode: str, window: int, steps: int,
@@ -105,6 +110,10 @@ def make_data(root: Path, seconds: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "serve":
+        from service.bench import run as run_serve
+
+        return run_serve(args)
     if args._point:
         mode, window = args._point[0], int(args._point[1])
         print(json.dumps(measure_point(args._data, args.preset, mode, window, args.steps,
@@ -124,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{mode:>5} window {window:>2}s: step {r['step_s']:.3f} s, peak "
                       f"{r['peak_bytes'] / 2**20:.0f} MiB, saved for backward "
                       f"{r['saved_bytes'] / 2**20:.1f} MiB", flush=True)
-    write_results(rows, args.out, args.preset, args.device)
+    write_results(rows, args.out or Path("docs/results/train-memory"), args.preset, args.device)
     return 0
 
 
