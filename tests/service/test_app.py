@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.middleware import hash_key
 from tests.service.clips import BOXES, boxes_json, write_clip
-from tests.service.media import BAD_MEDIA, write_test_video
+from tests.service.media import BAD_MEDIA
 from tests.service.server import Server
 
 API_KEY = "test-key-123"
@@ -223,28 +223,35 @@ def test_rejections_counted(client: httpx.Client) -> None:
     assert metric(client, "aia_rejected_total", reason="invalid") >= 1
 
 
-def test_graceful_shutdown(server: Server, tmp_path: Path) -> None:
+def test_graceful_shutdown(server: Server, clip: bytes) -> None:
     """Last in this module: it stops the server. A request in flight when SIGTERM arrives
-    gets its full answer, then the process exits."""
-    seconds = 12
-    video = write_test_video(tmp_path / "long.mp4", seconds=seconds, size=(64, 48)).read_bytes()
-    boxes = json.dumps([{"timestamp": float(t), "boxes": [[0.1, 0.1, 0.5, 0.9]] * 3}
-                        for t in range(seconds)])
+    (its body half sent) gets its full answer, then the process exits."""
+    half_sent, go_on = threading.Event(), threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield clip[: len(clip) // 2]
+        half_sent.set()
+        go_on.wait(10)
+        yield clip[len(clip) // 2:]
+
     result: dict[str, httpx.Response] = {}
 
     def post() -> None:
-        result["r"] = httpx.post(f"{server.url}/v1/detect", params={"boxes": boxes},
-                                 content=video, timeout=60,
+        result["r"] = httpx.post(f"{server.url}/v1/detect", params={"boxes": boxes_json()},
+                                 content=body(), timeout=60,
                                  headers={"content-type": "video/mp4", "X-API-Key": API_KEY})
 
     worker = threading.Thread(target=post)
     worker.start()
-    time.sleep(0.1)  # the request is being decoded or in the model by now
+    assert half_sent.wait(10)
+    time.sleep(0.2)  # the server is reading the body
     server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)  # the server is shutting down
+    go_on.set()
     worker.join(timeout=60)
     response = result["r"]
     assert response.status_code == 200, response.status_code
-    assert len(response.json()["keyframes"]) == seconds
+    assert len(response.json()["keyframes"]) == len(BOXES)
     assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
     log = server.log_text()
     # the signal arrived while the request was in flight: shutdown began before it answered
