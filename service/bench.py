@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="untimed requests per client before each level")
     group.add_argument("--endpoint", choices=sorted(ROUTES), default="detect",
                        help="detect: whole clips; session: each client a session of clips")
+    group.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                       help="a service setting for the served process (e.g. max_batch=16 "
+                       "sets AIA_MAX_BATCH); repeatable; default: the settings defaults")
     group.add_argument("--clip", type=Path, default=SAMPLE_CLIP, help="video to post")
     group.add_argument("--boxes", default=str(SAMPLE_BOXES),
                        help="its person boxes JSON ('' for none: the detector stage)")
@@ -73,6 +76,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def settings_env(pairs: Sequence[str]) -> dict[str, str]:
+    """['max_batch=16'] -> {'AIA_MAX_BATCH': '16'}."""
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"aia bench serve: --setting {pair!r}: expected NAME=VALUE, e.g. "
+                             "max_batch=16")
+        env["AIA_" + name.strip().upper()] = value
+    return env
 
 
 class ServeProcess:
@@ -88,8 +103,9 @@ class ServeProcess:
             cmd += ["--model", str(args.model)]
         if args.redis_url:
             cmd += ["--redis-url", args.redis_url]
-        # the benchmark measures the settings defaults: no AIA_* from the caller's shell
+        # the settings defaults plus --setting only: no AIA_* from the caller's shell
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIA_")}
+        env.update(settings_env(args.setting))
         with open(log, "wb") as out:
             self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out,
                                             stderr=subprocess.STDOUT)
@@ -236,6 +252,8 @@ class Load:
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if status == 200:
                 self.latencies.append(time.perf_counter() - started)
+        if session is not None:  # a benchmark leaves no memory behind in a shared Redis
+            await http.delete(f"{self.url}/v1/sessions/{session}")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -304,6 +322,7 @@ async def bench(args: argparse.Namespace, log: Path) -> dict[str, Any]:
     return {"command": command_line(args),
             "endpoint": args.endpoint, "store": "redis" if args.redis_url else "in-process",
             "device": args.device, "cpus": os.cpu_count(),
+            "settings": settings_env(args.setting),
             "clip": str(clip.relative_to(ROOT) if clip.is_relative_to(ROOT) else clip),
             "boxes": bool(boxes), "model": model, "levels": levels}
 
@@ -318,6 +337,7 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["--warmup", str(args.warmup), "--endpoint", args.endpoint, "--device", args.device]
     optional = {"--model": args.model, "--redis-url": args.redis_url, "--out": args.out}
     words += [w for flag, value in optional.items() if value for w in (flag, str(value))]
+    words += [w for pair in args.setting for w in ("--setting", pair)]
     if args.clip != SAMPLE_CLIP or args.boxes != str(SAMPLE_BOXES):
         words += ["--clip", str(args.clip), "--boxes", args.boxes]
     return shlex.join(words)
@@ -350,11 +370,13 @@ TABLE_HEAD = ("| clients | requests (ok) | p50 (ms) | p90 (ms) | p99 (ms) | requ
 
 def markdown(result: Mapping[str, Any]) -> str:
     served = result["model"]
+    settings = ", ".join(f"{k}={v}" for k, v in result["settings"].items()) or "defaults"
     lines = [f"# `aia bench serve`: {result['endpoint']} on {result['device']}", "",
              f"Command: `{result['command']}`", "",
              f"Model {served['version']} ({served['runtime']}, "
              f"{served['device']}), {result['store']} store, {result['cpus']} CPUs, "
-             f"clip {result['clip']} ({'client boxes' if result['boxes'] else 'detector'}).",
+             f"clip {result['clip']} ({'client boxes' if result['boxes'] else 'detector'}), "
+             f"settings: {settings}.",
              "", TABLE_HEAD, "|" + "---|" * (TABLE_HEAD.count("|") - 1)]
     for level in result["levels"]:
         lat = level["latency_s"]
@@ -386,7 +408,7 @@ def chart(result: Mapping[str, Any], path: Path) -> None:
 
     levels = result["levels"]
     clients = [level["clients"] for level in levels]
-    fig, (lat_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (lat_ax, rate_ax, share_ax) = plt.subplots(1, 3, figsize=(14, 3.8))
     for q, style in (("p50", "o-"), ("p90", "s--"), ("p99", "^:")):
         lat_ax.plot(clients, [1000 * level["latency_s"][q] for level in levels], style, label=q)
     lat_ax.set(xscale="log", xlabel="concurrent clients", ylabel="ms",
@@ -403,6 +425,18 @@ def chart(result: Mapping[str, Any], path: Path) -> None:
         ax.set_xticks(clients, [str(c) for c in clients])
         ax.set_ylim(bottom=0)
     frames_ax.set_ylim(bottom=0)
+    server = [1000 * level["server_s_per_request"] for level in levels]
+    model = [1000 * level["model_s_per_request"] for level in levels]
+    ticks = [str(c) for c in clients]
+    share_ax.bar(ticks, model, label="model stages (queue wait included)")
+    share_ax.bar(ticks, [s - m for s, m in zip(server, model, strict=True)], bottom=model,
+                 label="service overhead")
+    for x, (level, total) in enumerate(zip(levels, server, strict=True)):
+        share_ax.annotate(_share(level["overhead_share"]), (x, total), ha="center",
+                          va="bottom")
+    share_ax.set(xlabel="concurrent clients", ylabel="ms per request",
+                 title="server time per request")
+    share_ax.legend(loc="upper left")
     lat_ax.legend()
     rate_ax.legend(handles=rate_ax.lines + frames_ax.lines, loc="lower right")
     fig.suptitle(f"aia serve {result['endpoint']}: {result['model']['version']} "
