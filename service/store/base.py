@@ -5,7 +5,10 @@ semantics, checked by one contract test suite:
 - a commit is idempotent per clip index (a second commit of the same index is a no-op);
 - the session TTL slides: every commit and touch refreshes it;
 - at most `max_seconds` seconds of memory per session, the oldest (lowest) seconds evicted;
-- memory vectors are stored as little-endian float16 behind a small explicit header.
+- memory vectors are stored as little-endian float16 behind a small explicit header;
+- a session also keeps one opaque tracker state (bytes, `service.tracking.TrackerState`): it
+  is read with the memory (`read_window`) and written by the commit that applies a clip, in
+  the same round trip, so replicas continue the same person tracks.
 """
 
 from __future__ import annotations
@@ -57,11 +60,14 @@ class MemoryStore(Protocol):
 
     async def read(self, session: str, seconds: Sequence[int]) -> dict[int, np.ndarray]: ...
 
+    async def read_window(self, session: str, seconds: Sequence[int]
+                          ) -> tuple[dict[int, np.ndarray], bytes | None]: ...
+
     async def get_clip(self, session: str, clip_index: int) -> bytes | None: ...
 
     async def commit_clip(self, session: str, clip_index: int,
-                          writes: Mapping[int, np.ndarray], response: bytes
-                          ) -> SessionRecord: ...
+                          writes: Mapping[int, np.ndarray], response: bytes,
+                          tracker: bytes | None = None) -> SessionRecord: ...
 
     async def acquire(self, session: str, token: str, ttl_s: float) -> bool: ...
 

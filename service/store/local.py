@@ -37,6 +37,7 @@ class _Session:
     seen_floor: int = -1  # highest index dropped from `seen`; at or below it: "seen"
     memory: dict[int, bytes] = field(default_factory=dict)  # second -> encoded [n, D]
     responses: dict[int, bytes] = field(default_factory=dict)  # clip index -> response
+    tracker: bytes | None = None  # the person tracker's state, opaque here
 
     def refresh(self) -> None:
         self.deadline = time.monotonic() + self.ttl_s
@@ -83,19 +84,27 @@ class LocalStore:
         return existed
 
     async def read(self, session: str, seconds: Sequence[int]) -> dict[int, np.ndarray]:
+        return (await self.read_window(session, seconds))[0]
+
+    async def read_window(self, session: str, seconds: Sequence[int]
+                          ) -> tuple[dict[int, np.ndarray], bytes | None]:
+        """Memory of `seconds` (missing ones absent) and the tracker state, at one instant."""
         state = self._live(session)
         if state is None:
-            return {}
-        return {second: decode_vectors(state.memory[second])
-                for second in seconds if second in state.memory}
+            return {}, None
+        memory = {second: decode_vectors(state.memory[second])
+                  for second in seconds if second in state.memory}
+        return memory, state.tracker
 
     async def get_clip(self, session: str, clip_index: int) -> bytes | None:
         state = self._live(session)
         return None if state is None else state.responses.get(clip_index)
 
     async def commit_clip(self, session: str, clip_index: int,
-                          writes: Mapping[int, np.ndarray], response: bytes
-                          ) -> SessionRecord:
+                          writes: Mapping[int, np.ndarray], response: bytes,
+                          tracker: bytes | None = None) -> SessionRecord:
+        """`tracker`: the new tracker state, stored only if this commit applies; None keeps
+        the stored one."""
         state = self._live(session)
         if state is None:
             raise SessionNotFound(f"session {session!r} does not exist or expired; create it")
@@ -113,6 +122,8 @@ class LocalStore:
             state.seen_floor = max(state.seen_floor, dropped[-1])
             del state.seen[: len(dropped)]
         state.responses[clip_index] = response
+        if tracker is not None:
+            state.tracker = tracker
         if len(state.responses) > CACHED_RESPONSES:
             del state.responses[min(state.responses)]
         state.clips_seen += 1

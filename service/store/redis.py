@@ -1,7 +1,7 @@
 """Session memory in Redis (redis.asyncio): one round trip per call, atomic commits.
 
 Keys of a session (all built by `memory_key`, all in the `{session}` hash slot): meta, mem,
-secs, clips, seen (see redis_scripts) and lock. Sessions are counted in a registry sorted set
+secs, clips, seen, track (see redis_scripts) and lock. Sessions are counted in a registry sorted set
 (member: session id, score: expiry deadline) kept under its own hash tag, updated in the same
 pipeline as create/commit/touch/delete: `count_sessions` is a ZREMRANGEBYSCORE + ZCARD, no
 SCAN. It is approximate: a commit refreshes the registry only once this client knows the
@@ -38,7 +38,8 @@ from service.store.base import (
 T = TypeVar("T")
 Observer = Callable[[str, float, bool], None]
 
-_SESSION_PARTS = ("meta", "mem", "secs", "clips", "seen")  # the order the scripts expect
+_SESSION_PARTS = ("meta", "mem", "secs", "clips", "seen", "track")  # the scripts' order
+_KEYS = len(_SESSION_PARTS)
 _REGISTRY_TAG = "#registry"  # '#' is not allowed in session ids: never collides
 _KNOWN_TTLS = 4096
 
@@ -67,7 +68,7 @@ class RedisStore:
 
         async def call() -> list[Any]:
             async with self._client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(lua.CREATE.sha, 5, *self._keys(session), repr(now), ttl_s,
+                pipe.evalsha(lua.CREATE.sha, _KEYS, *self._keys(session), repr(now), ttl_s,
                              lookahead_s)
                 pipe.zremrangebyscore(self._registry, "-inf", now)
                 pipe.zadd(self._registry, {session: now + ttl_s}, gt=True)
@@ -79,8 +80,9 @@ class RedisStore:
         return self._record(session, raw)
 
     async def get_session(self, session: str) -> SessionRecord | None:
+        keys = self._keys(session)
         raw = await self._round_trip(
-            "get_session", lambda: self._client.evalsha(lua.RECORD.sha, 5, *self._keys(session)))
+            "get_session", lambda: self._client.evalsha(lua.RECORD.sha, _KEYS, *keys))
         return None if raw is None else self._record(session, raw)
 
     async def delete_session(self, session: str) -> bool:
@@ -96,35 +98,50 @@ class RedisStore:
         return bool((await self._round_trip("delete", call))[0])
 
     async def read(self, session: str, seconds: Sequence[int]) -> dict[int, np.ndarray]:
+        return (await self.read_window(session, seconds))[0]
+
+    async def read_window(self, session: str, seconds: Sequence[int]
+                          ) -> tuple[dict[int, np.ndarray], bytes | None]:
+        """Memory of `seconds` and the tracker state: one MULTI/EXEC (HMGET + GET), so both
+        come from the same instant, in one round trip."""
         wanted = [int(second) for second in seconds]
-        if not wanted:
-            return {}
-        blobs = await self._round_trip(
-            "read", lambda: self._client.hmget(self._key(session, "mem"), wanted))
+
+        async def call() -> list[Any]:
+            async with self._client.pipeline(transaction=True) as pipe:
+                if wanted:
+                    pipe.hmget(self._key(session, "mem"), wanted)
+                pipe.get(self._key(session, "track"))
+                return await pipe.execute()
+
+        *found, tracker = await self._round_trip("read", call)
+        blobs = found[0] if found else []
         try:
-            return {second: decode_vectors(blob)
-                    for second, blob in zip(wanted, blobs, strict=True) if blob is not None}
+            memory = {second: decode_vectors(blob)
+                      for second, blob in zip(wanted, blobs, strict=True) if blob is not None}
         except CodecError as exc:
             # Someone else's bytes under our key: treat as a store failure, so the request
             # degrades to no memory instead of failing.
             raise StoreUnavailable(f"corrupt memory of session {session!r}: {exc}") from exc
+        return memory, tracker
 
     async def get_clip(self, session: str, clip_index: int) -> bytes | None:
         return await self._round_trip(
             "get_clip", lambda: self._client.hget(self._key(session, "clips"), str(clip_index)))
 
     async def commit_clip(self, session: str, clip_index: int,
-                          writes: Mapping[int, np.ndarray], response: bytes
-                          ) -> SessionRecord:
+                          writes: Mapping[int, np.ndarray], response: bytes,
+                          tracker: bytes | None = None) -> SessionRecord:
+        """`tracker`: the new tracker state, set in the same script only if this commit
+        applies; None (sent as '', never a state: states start with a magic) keeps it."""
         args: list[Any] = [str(clip_index), self.max_seconds, SEEN_CAP, CACHED_RESPONSES,
-                           response]
+                           response, tracker or b""]
         for second, vectors in writes.items():
             args += [str(int(second)), encode_vectors(vectors)]
         ttl = self._ttls.get(session)
 
         async def call() -> list[Any]:
             async with self._client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(lua.COMMIT.sha, 5, *self._keys(session), *args)
+                pipe.evalsha(lua.COMMIT.sha, _KEYS, *self._keys(session), *args)
                 if ttl is not None:  # XX: a deleted session is not brought back
                     pipe.zadd(self._registry, {session: time.time() + ttl}, xx=True, gt=True)
                 return await pipe.execute()
@@ -148,7 +165,7 @@ class RedisStore:
 
         async def call() -> list[Any]:
             async with self._client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(lua.TOUCH.sha, 5, *self._keys(session))
+                pipe.evalsha(lua.TOUCH.sha, _KEYS, *self._keys(session))
                 if ttl is not None:
                     pipe.zadd(self._registry, {session: time.time() + ttl}, xx=True, gt=True)
                 return await pipe.execute()

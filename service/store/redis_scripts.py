@@ -1,8 +1,9 @@
 """Lua scripts of RedisStore: each runs atomically on the server, in one round trip.
 
-Every session script gets the same five keys, all in the session's hash slot:
+Every session script gets the same six keys, all in the session's hash slot:
 KEYS[1] meta (hash), KEYS[2] mem (hash second -> blob), KEYS[3] secs (zset of stored
-seconds), KEYS[4] clips (hash clip index -> cached response), KEYS[5] seen (zset of indices).
+seconds), KEYS[4] clips (hash clip index -> cached response), KEYS[5] seen (zset of indices),
+KEYS[6] track (string: the person tracker's state, opaque bytes).
 A record is returned as {created_at, ttl_s, lookahead_s, clips_seen, last_index,
 memory_seconds, {seen...}}, or nil when the session does not exist.
 """
@@ -35,14 +36,14 @@ end
 
 _REFRESH = """
 local function refresh(ttl)
-  for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
 end
 """
 
 # ARGV: created_at, ttl_s, lookahead_s
 CREATE = LuaScript("create", (_RECORD + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('HSET', KEYS[1], 'created_at', ARGV[1], 'ttl_s', ARGV[2], 'lookahead_s', ARGV[3],
            'clips_seen', 0, 'last_index', -1, 'seen_floor', -1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -51,8 +52,9 @@ return record()
 
 RECORD = LuaScript("record", (_RECORD + "return record()\n").encode())
 
-# ARGV: clip_index, max_seconds, seen_cap, cached_responses, response, then second, blob pairs.
-# A clip index already seen (or at/below the highest index dropped from `seen`) is a no-op.
+# ARGV: clip_index, max_seconds, seen_cap, cached_responses, response, tracker state ('' keeps
+# the stored one), then second, blob pairs. A clip index already seen (or at/below the highest
+# index dropped from `seen`) is a no-op: its tracker state is not written either.
 COMMIT = LuaScript("commit", (_RECORD + _REFRESH + """
 local m = redis.call('HMGET', KEYS[1], 'ttl_s', 'seen_floor', 'last_index')
 if not m[1] then return false end
@@ -60,7 +62,7 @@ local index = tonumber(ARGV[1])
 local floor = tonumber(m[2])
 if index <= floor or redis.call('ZSCORE', KEYS[5], ARGV[1]) then return record() end
 
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i])
 end
@@ -82,6 +84,7 @@ if extra > 0 then
 end
 
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[6], ARGV[6]) end
 if redis.call('HLEN', KEYS[4]) > tonumber(ARGV[4]) then
   local cached = redis.call('HKEYS', KEYS[4])
   local oldest = tonumber(cached[1])

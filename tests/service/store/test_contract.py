@@ -148,7 +148,7 @@ def test_ttl_slides_and_expiry_removes_everything(make_store: StoreFactory) -> N
     async def scenario(store: MemoryStore) -> None:
         await store.create_session("s", ttl_s=1, lookahead_s=0)
         await asyncio.sleep(0.6)
-        await store.commit_clip("s", 0, {0: features(1, 0)}, b"r")
+        await store.commit_clip("s", 0, {0: features(1, 0)}, b"r", tracker=b"T")
         await asyncio.sleep(0.6)
         await store.touch("s")
         await asyncio.sleep(0.6)  # 1.8 s after create, 0.6 s after the last refresh
@@ -156,7 +156,7 @@ def test_ttl_slides_and_expiry_removes_everything(make_store: StoreFactory) -> N
         assert sorted(await store.read("s", [0])) == [0]
         await asyncio.sleep(1.2)
         assert await store.get_session("s") is None
-        assert await store.read("s", [0]) == {}
+        assert await store.read_window("s", [0]) == ({}, None)
         assert await store.get_clip("s", 0) is None
         assert await store.count_sessions() == 0
         with pytest.raises(SessionNotFound):
@@ -186,14 +186,15 @@ def test_lock_is_exclusive_and_released_only_by_its_owner(make_store: StoreFacto
 def test_delete_purges_memory_responses_and_lock(make_store: StoreFactory) -> None:
     async def scenario(store: MemoryStore) -> None:
         await store.create_session("s", ttl_s=60, lookahead_s=0)
-        await store.commit_clip("s", 0, {0: features(3, 0)}, b"r")
+        await store.commit_clip("s", 0, {0: features(3, 0)}, b"r", tracker=b"T")
         assert await store.acquire("s", "token", ttl_s=30)
         assert await store.delete_session("s")
-        assert await store.read("s", [0]) == {}
+        assert await store.read_window("s", [0]) == ({}, None)
         assert await store.get_clip("s", 0) is None
         assert await store.acquire("s", "other", ttl_s=30)
         fresh = await store.create_session("s", ttl_s=60, lookahead_s=0)
         assert (fresh.clips_seen, fresh.seen, fresh.memory_seconds) == (0, (), 0)
+        assert (await store.read_window("s", []))[1] is None  # no tracks of the old session
         again = await store.commit_clip("s", 0, {0: features(1, 5)}, b"new")
         assert again.clips_seen == 1  # clip 0 is new again: nothing of the old session left
         assert await store.get_clip("s", 0) == b"new"
@@ -209,3 +210,40 @@ def test_concurrent_commits_of_one_clip_write_once(make_store: StoreFactory) -> 
 
     records = run_with(make_store, scenario)
     assert {record.clips_seen for record in records} == {1}
+
+
+def test_tracker_state_travels_with_read_and_commit(make_store: StoreFactory) -> None:
+    async def scenario(store: MemoryStore) -> None:
+        await store.create_session("s", ttl_s=60, lookahead_s=0)
+        assert await store.read_window("s", [0, 1]) == ({}, None)
+        await store.commit_clip("s", 0, {0: features(2, 0)}, b"r0", tracker=b"state-0")
+        memory, tracker = await store.read_window("s", [0, 1])
+        assert sorted(memory) == [0]
+        assert tracker == b"state-0"
+        np.testing.assert_array_equal(memory[0], as_stored(features(2, 0)))
+        assert await store.read_window("s", []) == ({}, b"state-0")
+        await store.commit_clip("s", 1, {1: features(1, 1)}, b"r1")  # None keeps the state
+        assert (await store.read_window("s", [1]))[1] == b"state-0"
+        await store.commit_clip("s", 2, {}, b"r2", tracker=b"state-2")
+        # an idempotent replay applies nothing: not its tracker state either
+        await store.commit_clip("s", 2, {}, b"again", tracker=b"replayed")
+        await store.commit_clip("s", 1, {}, b"again", tracker=b"replayed")
+        assert (await store.read_window("s", []))[1] == b"state-2"
+        assert await store.read_window("ghost", [0]) == ({}, None)
+        with pytest.raises(SessionNotFound):
+            await store.commit_clip("ghost", 0, {}, b"x", tracker=b"state")
+        assert await store.read_window("ghost", []) == ({}, None)
+
+    run_with(make_store, scenario)
+
+
+def test_concurrent_commits_keep_the_winners_tracker_state(make_store: StoreFactory) -> None:
+    async def scenario(store: MemoryStore) -> tuple[bytes | None, bytes | None]:
+        await store.create_session("s", ttl_s=60, lookahead_s=0)
+        await asyncio.gather(*(store.commit_clip("s", 0, {}, b"%d" % n, tracker=b"t%d" % n)
+                               for n in range(8)))
+        return await store.get_clip("s", 0), (await store.read_window("s", []))[1]
+
+    response, tracker = run_with(make_store, scenario)
+    assert response is not None
+    assert tracker == b"t" + response  # the state of the commit that applied, no other

@@ -38,6 +38,10 @@ def test_every_call_is_one_round_trip(namespace: str) -> None:
         writes = {second: np.ones((3, 16), np.float32) for second in range(20)}
         await store.commit_clip("s", 0, writes, b"response")
         assert len(await store.read("s", range(25))) == 20
+        await store.commit_clip("s", 1, writes, b"response", tracker=b"tracks")
+        memory, tracker = await store.read_window("s", range(25))
+        assert (len(memory), tracker) == (20, b"tracks")
+        assert await store.read_window("s", []) == ({}, b"tracks")
         await store.get_clip("s", 0)
         await store.get_session("s")
         await store.touch("s")
@@ -49,8 +53,8 @@ def test_every_call_is_one_round_trip(namespace: str) -> None:
 
     asyncio.run(scenario())
     assert [command for command, _, _ in calls] == [
-        "create", "commit", "read", "get_clip", "get_session", "touch", "acquire", "release",
-        "count_sessions", "delete"]
+        "create", "commit", "read", "commit", "read", "read", "get_clip", "get_session", "touch",
+        "acquire", "release", "count_sessions", "delete"]
     assert all(ok and 0 <= seconds < 1 for _, seconds, ok in calls)
 
 
@@ -58,19 +62,19 @@ def test_session_keys_share_one_slot_and_the_sliding_ttl(namespace: str) -> None
     async def scenario() -> None:
         store = RedisStore(REDIS_URL, namespace, 600, 1.0)
         await store.create_session("cam:1", ttl_s=100, lookahead_s=0)
-        await store.commit_clip("cam:1", 0, {0: np.zeros((1, 4))}, b"r")
+        await store.commit_clip("cam:1", 0, {0: np.zeros((1, 4))}, b"r", tracker=b"t")
         await store.acquire("cam:1", "t", 50)
         await store.close()
 
     asyncio.run(scenario())
     client = redis.Redis.from_url(REDIS_URL)
-    parts = ["meta", "mem", "secs", "clips", "seen", "lock"]
+    parts = ["meta", "mem", "secs", "clips", "seen", "track", "lock"]
     keys = [memory_key(namespace, "cam:1", part) for part in parts]
     assert all(client.exists(key) for key in keys)
     assert len({key_slot(key.encode()) for key in keys}) == 1
     ttls = [client.pttl(key) for key in keys]
-    assert all(90_000 < ttl <= 100_000 for ttl in ttls[:5])
-    assert 0 < ttls[5] <= 50_000
+    assert all(90_000 < ttl <= 100_000 for ttl in ttls[:6])
+    assert 0 < ttls[6] <= 50_000
     client.close()
 
 
@@ -78,7 +82,7 @@ def test_delete_leaves_no_session_key_behind(namespace: str) -> None:
     async def scenario() -> None:
         store = RedisStore(REDIS_URL, namespace, 600, 1.0)
         await store.create_session("s", ttl_s=100, lookahead_s=0)
-        await store.commit_clip("s", 0, {0: np.zeros((1, 4))}, b"r")
+        await store.commit_clip("s", 0, {0: np.zeros((1, 4))}, b"r", tracker=b"t")
         await store.acquire("s", "t", 50)
         await store.delete_session("s")
         await store.close()
