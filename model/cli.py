@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-detector": ("model.detector.train",
                        "train the person + object detector on synthetic key frames"),
     "serve": ("service.cli", "the detection service (FastAPI + uvicorn; AIA_* settings)"),
+    "detect": ("service.detect_cli",
+               "the service's engine on a local video: JSON, AVA CSV, annotated mp4"),
 }
 
 
