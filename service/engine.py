@@ -55,6 +55,7 @@ from service.schemas import (
     SessionClip,
     VideoInfo,
 )
+from service.session_tracks import track_clip
 from service.store import MemoryStore, SessionRecord, StoreUnavailable
 from service.window import (
     memory_inputs,
@@ -178,7 +179,7 @@ class Engine:
         lookahead = record.lookahead_s if record is not None else 0
         wanted = sorted({w for s in seconds for w in window_seconds(self.cfg, s, lookahead)
                          if w >= 0} - set(seconds))
-        decoded, stored = await asyncio.gather(
+        decoded, (stored, tracker) = await asyncio.gather(
             _timed(timings, "decode", self._decode(video, meta)),
             _timed(timings, "memory_read", self._read(session, wanted, degraded)))
         degraded = degraded or stored is None
@@ -186,6 +187,9 @@ class Engine:
             frames = await _timed(timings, "detect", self._detect(decoded, frames.times))
         self._check_times(frames, self._decoded_duration(decoded))
         feats, objects = await self._features(decoded, frames, timings)
+        with timings.stage("detect"):  # persons from the detector or the client: both tracked
+            tracks = track_clip(tracker, start_s + frames.times, frames.boxes, feats)
+            frames.person_ids = tracks.person_ids
         own = self._own_seconds(seconds, feats)
         sources, statuses = [], []
         for s in seconds:
@@ -206,7 +210,7 @@ class Engine:
             body = response.model_dump_json().encode()
         if not degraded:
             degraded = not await _timed(timings, "memory_write", self._commit(
-                session, clip.clip_index, own, body))
+                session, clip.clip_index, own, body, tracks.state))
             if degraded:  # the answer must not claim memory that was not kept
                 response = self._degrade(response)
                 body = response.model_dump_json().encode()
@@ -253,21 +257,20 @@ class Engine:
             return Answer(csv_from_json(cached, session), CSV_MEDIA, headers)
         return Answer(cached, JSON_MEDIA, headers)
 
-    async def _read(self, session: str, seconds: Sequence[int],
-                    degraded: bool) -> dict[int, np.ndarray] | None:
+    async def _read(self, session: str, seconds: Sequence[int], degraded: bool
+                    ) -> tuple[dict[int, np.ndarray] | None, bytes | None]:
+        """(memory of `seconds`, tracker state) in one round trip; (None, None) degraded."""
         if degraded:
-            return None
-        if not seconds:
-            return {}
+            return None, None
         try:
-            return await self.store.read(session, seconds)
+            return await self.store.read_window(session, seconds)
         except StoreUnavailable:
-            return None
+            return None, None
 
     async def _commit(self, session: str, clip_index: int, own: Mapping[int, np.ndarray],
-                      body: bytes) -> bool:
+                      body: bytes, tracker: bytes | None) -> bool:
         try:
-            await self.store.commit_clip(session, clip_index, own, body)
+            await self.store.commit_clip(session, clip_index, own, body, tracker=tracker)
         except StoreUnavailable:
             return False
         return True

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,6 +95,11 @@ def answer(response: httpx.Response) -> dict[str, object]:
     return {"memory": body["memory"], "keyframes": body["keyframes"]}
 
 
+def person_ids(body: dict[str, Any]) -> list[list[int | None]]:
+    keyframes: list[dict[str, Any]] = body["keyframes"]
+    return [[p["person_id"] for p in k["persons"]] for k in keyframes]
+
+
 def degraded_events(url: str) -> float:
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith('aia_memory_events_total{result="degraded"}'):
@@ -108,7 +114,9 @@ def test_alternating_replicas_answer_as_one(replicas: tuple[Server, Server],
     for index in range(3):
         one = answer(post_clip(a.url, alone, clip, index))
         two = answer(post_clip((a, b)[index % 2].url, shared, clip, index))
-        assert one == two
+        assert one == two  # memory, scores and person ids
+        # the tracker state travels through Redis: the same persons keep their ids
+        assert person_ids(two) == [[0, 1], [0], [0, 1], []]
     assert one["memory"] == "warm"
     record = httpx.get(f"{b.url}/v1/sessions/{shared}").json()
     assert (record["clips_seen"], record["last_index"]) == (3, 2)
@@ -128,6 +136,7 @@ def test_redis_outage_degrades_then_recovers(redis: PrivateRedis,
         assert body["memory"] == "degraded"
         assert {k["memory"] for k in body["keyframes"]} == {"degraded"}
         assert all(k["persons"][0]["actions"] for k in body["keyframes"] if k["persons"])
+        assert person_ids(body) == [[0, 1], [0], [0, 1], []]  # within the clip only
         assert degraded_events(a.url) == before + 4
         assert httpx.get(f"{a.url}/health/ready").status_code == 200
         assert httpx.post(f"{a.url}/v1/sessions").status_code == 503
@@ -137,4 +146,5 @@ def test_redis_outage_degrades_then_recovers(redis: PrivateRedis,
     assert after["session"] == {"id": session, "clip_index": 2, "start_s": 8.0,
                                 "status": "gap", "missing": [1]}
     assert after["memory"] == "cold"
+    assert person_ids(after) == [[2, 3], [2], [2, 3], []]  # clip 0's state, its tracks aged out
     assert answer(post_clip(a.url, session, clip, 3))["memory"] == "warm"

@@ -1,5 +1,6 @@
 """Sessions over HTTP against a real `aia serve`, once with the in-process store and once with
-the real Redis: memory cold -> warm, idempotent retries, gaps, out-of-order, delete."""
+the real Redis: memory cold -> warm, person ids across clips, idempotent retries, gaps,
+out-of-order, delete."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -56,6 +58,10 @@ def new_session(client: httpx.Client) -> str:
     return session
 
 
+def person_ids(body: dict[str, Any]) -> list[list[int | None]]:
+    return [[p["person_id"] for p in k["persons"]] for k in body["keyframes"]]
+
+
 def problem_slug(response: httpx.Response) -> str:
     assert response.headers["content-type"].startswith("application/problem+json")
     return str(response.json()["type"]).rsplit("/", 1)[-1]
@@ -86,10 +92,14 @@ def test_stream(client: httpx.Client, clip: bytes) -> None:
     assert [k["memory"] for k in body["keyframes"]] == ["cold", "warm", "warm", "warm"]
     assert body["memory"] == "cold"
     assert [len(k["persons"]) for k in body["keyframes"]] == [len(b["boxes"]) for b in BOXES]
+    # the same two persons (client boxes) are tracked: the first box is one, the second another
+    first_ids = person_ids(body)
+    assert first_ids == [[0, 1], [0], [0, 1], []]
 
     second = post_clip(client, session, clip, 1)
     body = second.json()
     assert body["memory"] == "warm"
+    assert person_ids(body) == first_ids  # the tracks continue from the stored state
     assert [k["timestamp"] for k in body["keyframes"]] == [4.0, 5.0, 6.0, 7.0]
     record = client.get(f"/v1/sessions/{session}").json()
     assert (record["clips_seen"], record["last_index"], record["seen"]) == (2, 1, [0, 1])
@@ -105,15 +115,18 @@ def test_stream(client: httpx.Client, clip: bytes) -> None:
     assert gap["session"]["status"] == "gap"
     assert gap["session"]["missing"] == [2]
     assert gap["keyframes"][0]["memory"] == "cold"  # seconds 8-11 never came
+    assert person_ids(gap) == [[2, 3], [2], [2, 3], []]  # 6 s unseen: new persons
     late = post_clip(client, session, clip, 2)
     assert late.json()["session"]["status"] == "out_of_order"
     assert late.json()["keyframes"][0]["memory"] == "warm"  # seconds 4-7 are there
+    assert person_ids(late.json()) == [[None, None], [None], [None, None], []]  # no rewind
 
     as_csv = post_clip(client, session, clip, 4, format="ava_csv", top_k="1")
     rows = list(csv.reader(io.StringIO(as_csv.text)))
     assert len(rows) == sum(len(b["boxes"]) for b in BOXES)
     assert {row[0] for row in rows} == {session}
     assert {float(row[1]) for row in rows} == {16.0, 17.0, 18.0}
+    assert {row[8] for row in rows} == {"2", "3"}  # the late clip left the tracks as they were
 
 
 def test_delete_purges(client: httpx.Client, clip: bytes) -> None:
