@@ -2,7 +2,7 @@
 store keeps with the session (read with the memory, committed with the clip), so consecutive
 clips, on any replica, keep the same `person_id` for the same person.
 
-Rules (DESIGN section 7, sessions):
+Rules:
 - A clip advances the tracker only when all its key frames are later than the state's last
   timestamp. A late clip (out of order, or overlapping what was tracked) never rewinds it:
   its persons get `person_id` null and the stored state is left as it is.
