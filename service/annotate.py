@@ -96,7 +96,7 @@ class Painter:
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
-        self.font = load_font(max(9, round(height / 30)))
+        self.font = load_font(max(9, round(height / 34)))
         self.line = max(1, round(height / 240))
         self._labels: dict[tuple[tuple[str, ...], tuple[int, int, int]], Image.Image] = {}
 
@@ -124,12 +124,36 @@ class Painter:
         for person in persons:
             x1, y1, x2, y2 = (round(v * s) for v, s in zip(person.box, scale, strict=True))
             draw.rectangle((x1, y1, x2, y2), outline=person.colour, width=self.line)
-        for person in persons:  # labels over every box, so no box hides a label
-            x1, y1 = round(person.box[0] * self.width), round(person.box[1] * self.height)
+        placed: list[tuple[int, int, int, int]] = []
+        for person in sorted(persons, key=lambda p: p.box[1]):  # labels over every box
             patch = self.label(person.lines, person.colour)
-            top = y1 - patch.height if y1 - patch.height >= 0 else y1
-            left = min(max(x1, 0), max(self.width - patch.width, 0))
-            image.paste(patch, (left, max(top, 0)))
+            spot = self.place(person.box, patch.size, placed)
+            placed.append((*spot, spot[0] + patch.width, spot[1] + patch.height))
+            image.paste(patch, spot)
+
+    def place(self, box: tuple[float, float, float, float], size: tuple[int, int],
+              placed: Sequence[tuple[int, int, int, int]]) -> tuple[int, int]:
+        """Top-left corner for a label: above the box, else below it, else inside its top,
+        else slid up or down from there, at the first spot that covers no label already drawn
+        (the least covering one when none is free)."""
+        w, h = size
+        x1, y1, _, y2 = (round(v * s) for v, s in zip(
+            box, (self.width, self.height, self.width, self.height), strict=True))
+        left = min(max(x1, 0), max(self.width - w, 0))
+        step = max(h // 3, 1)
+        tops = [y1 - h, y2, y1, *range(y1 - h - step, -1, -step),
+                *range(y1 + step, self.height - h, step)]
+        best, best_cover = (left, max(min(y1 - h, self.height - h), 0)), None
+        for top in tops:
+            if top < 0 or top + h > self.height:
+                continue
+            cover = sum(max(0, min(left + w, b[2]) - max(left, b[0]))
+                        * max(0, min(top + h, b[3]) - max(top, b[1])) for b in placed)
+            if cover == 0:
+                return left, top
+            if best_cover is None or cover < best_cover:
+                best, best_cover = (left, top), cover
+        return best
 
 
 def _codec(name: str | None) -> str:
