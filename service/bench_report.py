@@ -105,7 +105,8 @@ def chart(result: Mapping[str, Any], path: Path) -> None:
                           va="bottom")
     share_ax.set(xlabel="concurrent clients", ylabel="ms per request",
                  title="server time per request")
-    share_ax.legend(loc="upper left")
+    share_ax.set_ylim(0, 1.3 * max(server))  # room for the labels and the legend
+    share_ax.legend(loc="upper left", fontsize=8)
     lat_ax.legend()
     rate_ax.legend(handles=rate_ax.lines + frames_ax.lines, loc="lower right")
     fig.suptitle(f"aia serve {result['endpoint']}: {result['model']['version']} "
