@@ -129,7 +129,7 @@ class Engine:
                 frames = await _timed(timings, "detect", self._detect(decoded, times))
             self._check_times(frames, self._decoded_duration(decoded))
             feats, objects = await self._features(decoded, frames, timings)
-            if any(found is not None for found in frames.scores):  # detected: track them
+            if any(len(boxes) for boxes in frames.boxes):  # given or detected: track them
                 with timings.stage("detect"):
                     frames.person_ids = track(frames, feats)
             seconds = [second_of(t) for t in frames.times]

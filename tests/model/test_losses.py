@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from model.config import AVA_GROUPS, ClassGroup, LossKind
 from model.losses import action_loss, sigmoid_focal, softmax_focal
-from model.postprocess import action_scores
+from model.postprocess import action_scores, action_scores_numpy
 
 
 def test_softmax_focal_with_gamma_zero_is_cross_entropy() -> None:
@@ -69,3 +70,12 @@ def test_scores_follow_custom_groups() -> None:
     )
     scores = action_scores(torch.randn(3, 5), groups)
     torch.testing.assert_close(scores[:, 2:].sum(1), torch.ones(3))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_numpy_scores_equal_torch_scores(n: int) -> None:
+    logits = torch.randn(n, 80) * 8  # large logits: softmax/sigmoid must not overflow
+    expected = action_scores(logits, AVA_GROUPS).numpy()
+    found = action_scores_numpy(logits.numpy(), AVA_GROUPS)
+    assert found.dtype == np.float32
+    np.testing.assert_allclose(found, expected, atol=1e-6)

@@ -97,7 +97,9 @@ def test_whole_video_json(client: httpx.Client, clip: bytes) -> None:
             assert len(scores) == 4
             assert scores == sorted(scores, reverse=True)
             assert all(0.0 <= s <= 1.0 for s in scores)
-            assert person["person_id"] is None
+        ids = [p["person_id"] for p in keyframe["persons"]]
+        assert all(isinstance(i, int) and i >= 0 for i in ids)
+        assert len(set(ids)) == len(ids)  # one id per person of a key frame
     assert body["memory"] == "warm"
 
 
@@ -119,8 +121,9 @@ def test_ava_csv(client: httpx.Client, clip: bytes) -> None:
     persons = sum(len(b["boxes"]) for b in BOXES)
     assert len(rows) == persons * 2
     for row in rows:
-        assert len(row) == 8
+        assert len(row) == 9  # AVA columns + person_id (the tracker's)
         assert row[0] == "video"
+        assert int(row[8]) >= 0
         assert 1 <= int(row[6]) <= 80
         assert 0.0 <= float(row[7]) <= 1.0
         assert all(0.0 <= float(v) <= 1.0 for v in row[2:6])
