@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.service.conftest import random_artifact  # noqa: F401  (the service tests' builder)
-
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
