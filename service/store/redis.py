@@ -102,12 +102,16 @@ class RedisStore:
 
     async def read_window(self, session: str, seconds: Sequence[int]
                           ) -> tuple[dict[int, np.ndarray], bytes | None]:
-        """Memory of `seconds` and the tracker state: one MULTI/EXEC (HMGET + GET), so both
-        come from the same instant, in one round trip."""
+        """Memory of `seconds` and the tracker state: HMGET + GET pipelined, one round trip.
+
+        Not MULTI/EXEC: a full Redis under `noeviction` refuses every command queued in a
+        transaction, reads included, and reads must keep working there. A commit is one Lua
+        script, so at worst the two replies straddle one whole commit; the session lock
+        keeps a session's reads and commits in sequence anyway."""
         wanted = [int(second) for second in seconds]
 
         async def call() -> list[Any]:
-            async with self._client.pipeline(transaction=True) as pipe:
+            async with self._client.pipeline(transaction=False) as pipe:
                 if wanted:
                     pipe.hmget(self._key(session, "mem"), wanted)
                 pipe.get(self._key(session, "track"))
