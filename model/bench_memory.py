@@ -89,7 +89,7 @@ def measure_point(data: Path, preset_name: str, mode: str, window: int, steps: i
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        memory.after_step(batch, out.person_features, float(loss))
+        memory.after_step(batch, out.person_features, float(loss.detach()))
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i:
