@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import anyio.to_thread
 import numpy as np
@@ -57,6 +55,7 @@ from service.schemas import (
 )
 from service.session_tracks import track_clip
 from service.store import MemoryStore, SessionRecord, StoreUnavailable
+from service.timings import Timings, timed
 from service.window import (
     memory_inputs,
     memory_source,
@@ -67,7 +66,6 @@ from service.window import (
     window_seconds,
 )
 
-T = TypeVar("T")
 BOX_TIME_SLACK_S = 0.5  # a client box may sit this far past the last frame (rounding)
 
 
@@ -76,29 +74,6 @@ class Answer:
     body: bytes
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
-
-
-class Timings:
-    """Seconds per stage of one request (summed over chunks)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, time.perf_counter() - started)
-
-    def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-
-
-async def _timed(timings: Timings, name: str, work: Awaitable[T]) -> T:
-    with timings.stage(name):
-        return await work
 
 
 class Engine:
@@ -121,12 +96,12 @@ class Engine:
         with the memory of past and future key frames in the window."""
         timings = Timings()
         try:
-            meta = await _timed(timings, "decode", self._probe(video))
+            meta = await timed(timings, "decode", self._probe(video))
             frames = self._keyframes(meta, params.boxes)
-            decoded = await _timed(timings, "decode", self._decode(video, meta))
+            decoded = await timed(timings, "decode", self._decode(video, meta))
             if frames.detect:  # key frames over what was decoded, not what was declared
                 times = keyframe_times(self._decoded_duration(decoded), self.keyframe_rate)
-                frames = await _timed(timings, "detect", self._detect(decoded, times))
+                frames = await timed(timings, "detect", self._detect(decoded, times))
             self._check_times(frames, self._decoded_duration(decoded))
             feats, objects = await self._features(decoded, frames, timings)
             if any(len(boxes) for boxes in frames.boxes):  # given or detected: track them
@@ -172,7 +147,7 @@ class Engine:
     async def _clip(self, session: str, record: SessionRecord | None, video: Path,
                     clip: ClipParams, params: DetectParams, timings: Timings,
                     degraded: bool) -> Answer:
-        meta = await _timed(timings, "decode", self._probe(video))
+        meta = await timed(timings, "decode", self._probe(video))
         frames = self._keyframes(meta, params.boxes)
         start_s = clip.start_s if clip.start_s is not None else clip.clip_index * meta.duration_s
         seconds = [second_of(start_s + t) for t in frames.times]
@@ -180,11 +155,11 @@ class Engine:
         wanted = sorted({w for s in seconds for w in window_seconds(self.cfg, s, lookahead)
                          if w >= 0} - set(seconds))
         decoded, (stored, tracker) = await asyncio.gather(
-            _timed(timings, "decode", self._decode(video, meta)),
-            _timed(timings, "memory_read", self._read(session, wanted, degraded)))
+            timed(timings, "decode", self._decode(video, meta)),
+            timed(timings, "memory_read", self._read(session, wanted, degraded)))
         degraded = degraded or stored is None
         if frames.detect:
-            frames = await _timed(timings, "detect", self._detect(decoded, frames.times))
+            frames = await timed(timings, "detect", self._detect(decoded, frames.times))
         self._check_times(frames, self._decoded_duration(decoded))
         feats, objects = await self._features(decoded, frames, timings)
         with timings.stage("detect"):  # persons from the detector or the client: both tracked
@@ -209,7 +184,7 @@ class Engine:
                                     status=status, missing=missing))
             body = response.model_dump_json().encode()
         if not degraded:
-            degraded = not await _timed(timings, "memory_write", self._commit(
+            degraded = not await timed(timings, "memory_write", self._commit(
                 session, clip.clip_index, own, body, tracks.state))
             if degraded:  # the answer must not claim memory that was not kept
                 response = self._degrade(response)
@@ -344,7 +319,7 @@ class Engine:
                 clips = await anyio.to_thread.run_sync(
                     clip_windows, decoded, frames.times[rows], self.spec)  # [B,T,h,w,3]
             boxes, n = roi_boxes(frames, rows, decoded.size, self.spec)
-            feats = await _timed(timings, "features", self.batcher.features(clips, boxes))
+            feats = await timed(timings, "features", self.batcher.features(clips, boxes))
             for i, row in enumerate(rows):
                 persons[row] = feats[:n][boxes[:n, 0] == i]
                 objects[row] = feats[n:][boxes[n:, 0] == i]
@@ -379,7 +354,7 @@ class Engine:
                 person = np.concatenate([feats[i] for i in chunk])  # [N,D]
                 batch = np.repeat(np.arange(len(chunk)), [len(feats[i]) for i in chunk])
                 things, things_mask = pad_objects(objects, chunk, self.spec.feature_dim)
-                logits = await _timed(timings, "head", self.batcher.head(
+                logits = await timed(timings, "head", self.batcher.head(
                     person, batch.astype(np.int64), things, things_mask, memory, mask,
                     offsets))
                 bounds = np.cumsum([0] + [len(feats[i]) for i in chunk])
