@@ -73,6 +73,21 @@ def load_detector(artifact: Artifact, device: str) -> Detector | None:
     return DetectorRunner(artifact.detector, providers)
 
 
+def artifact_formats(settings: Settings) -> tuple[str, ...]:
+    """The graph files the chosen runtime reads (eager rebuilds from the TorchScript ones)."""
+    return ("onnx",) if settings.runtime is RuntimeKind.onnx else ("torchscript",)
+
+
+def build_engine(settings: Settings, artifact: Artifact, model: ModelRef, runtime: Runtime,
+                 batcher: Batcher, store: MemoryStore, metrics: Metrics,
+                 detector: Detector | None) -> Engine:
+    """The engine as the settings configure it: one place for the service and `aia detect`."""
+    return Engine(artifact, model, batcher, store, metrics, Limits.from_settings(settings),
+                  settings.max_batch, runtime.head_masks,
+                  lock_ttl_s=settings.request_timeout_s + 5, detector=detector,
+                  keyframe_rate=settings.keyframe_rate, max_persons=settings.max_persons)
+
+
 @dataclass
 class Service:
     """Everything the routes need, built by the lifespan."""
@@ -98,8 +113,8 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
-        formats = ("onnx",) if s.runtime is RuntimeKind.onnx else ("torchscript",)
-        self.artifact = await anyio.to_thread.run_sync(load_artifact, s.model_dir, formats)
+        self.artifact = await anyio.to_thread.run_sync(load_artifact, s.model_dir,
+                                                       artifact_formats(s))
         version = model_version(self.artifact)
         self.model = ModelRef(name=self.artifact.root.name, version=version,
                               runtime=s.runtime.value, device="pending")
@@ -135,11 +150,8 @@ class Service:
                                                    "device": runtime.device})
         self.batcher = Batcher(runtime, s.max_batch, s.max_wait_ms, s.queue_size,
                                observer=self.metrics)
-        self.engine = Engine(artifact, self.model, self.batcher, self.store, self.metrics,
-                             self.limits, s.max_batch,
-                             bool(getattr(runtime, "head_masks", False)),
-                             lock_ttl_s=s.request_timeout_s + 5, detector=detector,
-                             keyframe_rate=s.keyframe_rate, max_persons=s.max_persons)
+        self.engine = build_engine(s, artifact, self.model, runtime, self.batcher, self.store,
+                                   self.metrics, detector)
         self.metrics.model_info.labels(self.model.version, runtime.name, runtime.device).set(1)
         self.ready = not self.draining
         self.metrics.ready.set(1 if self.ready else 0)

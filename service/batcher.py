@@ -94,7 +94,7 @@ class Batcher:
         self.max_batch, self.max_wait_s = max(1, max_batch), max(0.0, max_wait_ms) / 1000
         self.queue_size, self.observer = queue_size, observer
         # padding the head's slots is exact only when the graph masks them
-        self._pad_head = bool(getattr(runtime, "head_masks", False))
+        self._pad_head = runtime.head_masks
         self._pending: deque[Job] = deque()
         self._wakeup: asyncio.Event | None = None
         self._collector: asyncio.Task[None] | None = None

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from exporters.artifact import Artifact, ArtifactError, load_artifact
 from exporters.detector_runtime import FrameDetections
 from service.annotate import Style, annotate_video
-from service.app import load_detector, model_version
+from service.app import artifact_formats, build_engine, load_detector, model_version
 from service.batcher import Batcher
 from service.decode import Limits, keyframe_times, probe_video
 from service.detection import Detector
@@ -132,8 +132,7 @@ class ProgressBatcher(Batcher):
 def build(settings: Settings, progress: Progress) -> Built:
     """Artifact, runtime, batcher, detector and engine, as the service's lifespan builds
     them (in-process store)."""
-    formats = ("onnx",) if settings.runtime is RuntimeKind.onnx else ("torchscript",)
-    artifact = load_artifact(settings.model_dir, formats)
+    artifact = load_artifact(settings.model_dir, artifact_formats(settings))
     runtime = load_runtime(artifact, settings.runtime, settings.device)
     version = model_version(artifact)
     model = ModelRef(name=artifact.root.name, version=version, runtime=runtime.name,
@@ -146,11 +145,8 @@ def build(settings: Settings, progress: Progress) -> Built:
         detector = counting_detector(detector, lambda: progress.tick("detect"))
     store = LocalStore(version, settings.session_ttl_s, settings.session_max_seconds,
                        settings.local_max_sessions)
-    engine = Engine(artifact, model, batcher, store, Metrics(CollectorRegistry()),
-                    Limits.from_settings(settings), settings.max_batch,
-                    bool(getattr(runtime, "head_masks", False)),
-                    lock_ttl_s=settings.request_timeout_s + 5, detector=detector,
-                    keyframe_rate=settings.keyframe_rate, max_persons=settings.max_persons)
+    engine = build_engine(settings, artifact, model, runtime, batcher, store,
+                          Metrics(CollectorRegistry()), detector)
     return Built(artifact, engine, batcher, settings)
 
 
