@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from tests.deploy.conftest import (
     promql_expressions,
 )
 from tests.deploy.test_tools import SUFFIXES
-from tests.service.server import free_port
+from tests.service.server import free_port, stop_process
 
 START_TIMEOUT_S = 90.0
 SCRAPE_TIMEOUT_S = 30.0
@@ -58,13 +57,7 @@ class Process:
                     f"{self.log.read_text(errors='replace')[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def _start(command: list[str], env: dict[str, str], port: int, log: Path) -> Process:

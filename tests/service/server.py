@@ -23,6 +23,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> int:
+    """SIGTERM (a graceful drain), SIGKILL past `timeout_s`; the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class Server:
     """`python -m model.cli serve` with AIA_* settings; `url` once /health/ready is 200."""
 
@@ -57,11 +69,4 @@ class Server:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
