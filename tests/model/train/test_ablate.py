@@ -3,7 +3,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from model.cli import main
+from model.train.ablate import VARIANTS
+from model.train.ablation_report import check_goals, render_markdown
 from tests.model.train.conftest import overrides
 
 CONFIG = Path(__file__).parents[3] / "configs" / "synth-tiny.yaml"
@@ -18,14 +22,63 @@ def test_ablate_trains_variants_and_tabulates(toy_root, tmp_path) -> None:
     for item in sets:
         args += ["--set", item]
     assert main(args) == 0
-    rows = json.loads((out / "ablation.json").read_text())
+    report = json.loads((out / "ablation.json").read_text())
+    rows = report["variants"]
     assert [r["variant"] for r in rows] == ["baseline (no IA)", "P+O+M dense serial"]
     assert all(r["step"] == 2 and 0 <= r["map"] <= 1 for r in rows)
     assert rows[0]["params"] < rows[1]["params"]
     table = (out / "ablation.md").read_text()
-    assert "| P+O+M dense serial | POMPOM | dense | amu |" in table
+    assert "| P+O+M dense serial | POMPOM | dense | amu | 2 |" in table
+    assert "Trained by:" in table  # the command lines stored in the runs' checkpoints
+    # goals needing variants that were not run are reported as such, never as met
+    goals = {g["goal"]: g for g in report["goals"]}
+    gap = goals["baseline (no IA) at least 0.20 below P+O+M dense serial"]
+    assert gap["measured"] == rows[1]["map"] - rows[0]["map"]
+    unmeasured = [g for name, g in goals.items() if "P+O " in name or "serial -" in name]
+    assert all(g["met"] is None for g in unmeasured)
     assert (out / "ablation.png").stat().st_size > 0
     # a finished variant is read back, not retrained
     mtime = (out / "baseline-no-ia" / "metrics.jsonl").stat().st_mtime
     assert main(args) == 0
     assert (out / "baseline-no-ia" / "metrics.jsonl").stat().st_mtime == mtime
+
+
+def test_table_only_trains_nothing(toy_root, tmp_path) -> None:
+    out = tmp_path / "ablation"
+    args = ["ablate", "--data", str(toy_root), "--out", str(out), "--config", str(CONFIG),
+            "--table-only", "--report", str(tmp_path / "report")]
+    assert main(args) == 0
+    assert not any(p.is_dir() for p in out.glob("*"))  # no run started
+    rows = json.loads((tmp_path / "report" / "ablation.json").read_text())["variants"]
+    assert len(rows) == len(VARIANTS)
+    assert all("map" not in r for r in rows)
+    assert "not measured" in (tmp_path / "report" / "ablation.md").read_text()
+
+
+def _row(variant: str, overall: float, **families: float) -> dict[str, object]:
+    return {"variant": variant, "blocks": "-", "structure": "serial", "memory": "amu",
+            "params": 1000, "step": 100, "map": overall, "families": families,
+            "curve": {"100": overall}}
+
+
+def test_goals_measure_the_issue_targets() -> None:
+    fam = {"pose": 0.9, "object": 0.9, "person": 0.9, "temporal": 0.9}
+    results = [
+        _row("baseline (no IA)", 0.55, **fam),
+        _row("P+O", 0.7, **{**fam, "temporal": 0.5}),   # temporal drops 0.4: met
+        _row("P+M", 0.7, **{**fam, "object": 0.75}),    # object drops 0.15: missed by 0.10
+        _row("O+M", 0.7, **{**fam, "person": 0.6}),     # person drops 0.3: met
+        _row("P+O+M serial", 0.86, **fam),
+        _row("P+O+M parallel", 0.87, **fam),            # serial 0.01 below parallel: met
+        _row("P+O+M dense serial", 0.82, **fam),        # 0.04 below serial: missed by 0.02
+    ]
+    goals = check_goals(results)
+    assert [g.verdict() for g in goals] == [
+        "met", "met", "met", "missed by 0.100", "met", "missed by 0.020", "met"]
+    assert goals[1].measured == pytest.approx(0.4)  # temporal: 0.9 - 0.5
+    assert goals[4].measured == pytest.approx(0.27)  # baseline gap: 0.82 - 0.55
+    text = render_markdown(results, goals, ["aia ablate --data d --out o"])
+    assert "| 0.20 | 0.270 | met |" in text
+    assert "| object mAP drops by >= 0.25 without its block (P+O+M dense serial - P+M) | 0.25 " \
+           "| 0.150 | missed by 0.100 |" in text
+    assert "aia ablate --data d --out o" in text
