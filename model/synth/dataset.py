@@ -38,7 +38,7 @@ from model.synth.raster import Painter, background, render_frame
 from model.synth.scene import KEY_MARGIN, MIN_SECONDS, Scene, sample_scene
 from model.synth.video import choose_codec, write_video
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: lighting no longer wraps bright colours (raster._light)
 MIN_HEIGHT = 48
 WRITTEN = ("dataset.json", "labels.pbtxt", "labels.csv", "annotations", "boxes", "videos")
 

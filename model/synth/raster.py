@@ -198,8 +198,10 @@ def _walker(w: Walker, t: float) -> list[Shape]:
 
 def _light(frame: np.ndarray, gain: float, tint: tuple[float, float, float]) -> np.ndarray:
     # fixed point (8 fractional bits): integer maths is exact, so frames repeat bit for bit
-    scale = np.array([round(256 * gain * c) for c in tint], np.uint16)
-    lit = np.multiply(frame, scale, dtype=np.uint16)
+    # uint32: 255 * a scale above 257 (gain * tint > 1.004) does not fit uint16 and wrapped,
+    # turning bright colours dark (generator version 1)
+    scale = np.array([round(256 * gain * c) for c in tint], np.uint32)
+    lit = np.multiply(frame, scale, dtype=np.uint32)
     lit >>= 8
     return np.minimum(lit, 255, out=lit).astype(np.uint8)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.synth.body import Kind, Shape
-from model.synth.raster import Painter, background, draw, render_frame
+from model.synth.raster import Painter, _light, background, draw, render_frame
 from model.synth.scene import sample_scene, shake_margin
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -80,3 +80,16 @@ def test_frames_move_and_glitches_break_up() -> None:
     assert clean.dtype == np.uint8
     assert 0 < np.abs(after.astype(int) - clean).mean() < 10  # people move a little
     assert np.abs(broken.astype(int) - clean).mean() > 30
+
+
+@pytest.mark.parametrize("gain", [0.86, 1.0, 1.14])
+def test_lighting_scales_bright_colours_without_wrapping(gain: float) -> None:
+    """A lit frame is the frame times gain * tint, clipped at 255: bright glows and balls stay
+    bright (version 1 wrapped them dark in uint16 once gain * tint passed 1.004)."""
+    colours = np.array([[[255, 40, 40], [40, 255, 60], [250, 185, 30], [0, 128, 255]]], np.uint8)
+    tint = (1.05, 1.0, 0.95)
+    lit = _light(colours, gain, tint).astype(int)
+    expected = np.minimum((colours * (np.array(tint) * gain)).astype(int), 255)
+    assert np.abs(lit - expected).max() <= 1
+    assert lit[0, 0, 0] >= 219  # the red glow's red channel stays the brightest
+    assert lit[0, 1, 1] >= 219
