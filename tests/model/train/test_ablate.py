@@ -55,10 +55,10 @@ def test_table_only_trains_nothing(toy_root, tmp_path) -> None:
     assert "not measured" in (tmp_path / "report" / "ablation.md").read_text()
 
 
-def _row(variant: str, overall: float, **families: float) -> dict[str, object]:
+def _row(variant: str, overall: float, step: int = 100, **families: float) -> dict[str, object]:
     return {"variant": variant, "blocks": "-", "structure": "serial", "memory": "amu",
-            "params": 1000, "step": 100, "map": overall, "families": families,
-            "curve": {"100": overall}}
+            "params": 1000, "step": step, "map": overall, "families": families,
+            "curve": {str(step): {"map": overall, "families": families}}}
 
 
 def test_goals_measure_the_issue_targets() -> None:
@@ -77,8 +77,24 @@ def test_goals_measure_the_issue_targets() -> None:
         "met", "met", "met", "missed by 0.100", "met", "missed by 0.020", "met"]
     assert goals[1].measured == pytest.approx(0.4)  # temporal: 0.9 - 0.5
     assert goals[4].measured == pytest.approx(0.27)  # baseline gap: 0.82 - 0.55
+    assert {g.step for g in goals} == {"100"}
     text = render_markdown(results, goals, ["aia ablate --data d --out o"])
-    assert "| 0.20 | 0.270 | met |" in text
+    assert "| 0.20 | 0.270 | 100 | met |" in text
     assert "| object mAP drops by >= 0.25 without its block (P+O+M dense serial - P+M) | 0.25 " \
-           "| 0.150 | missed by 0.100 |" in text
+           "| 0.150 | 100 | missed by 0.100 |" in text
     assert "aia ablate --data d --out o" in text
+
+
+def test_goals_compare_runs_at_their_last_common_step() -> None:
+    """A run stopped early is compared at a step both reached, never against a longer one."""
+    fam = {"pose": 0.9, "object": 0.9, "person": 0.9, "temporal": 0.9}
+    full = _row("P+O+M dense serial", 0.6, step=2000, **fam)
+    full["curve"]["1000"] = {"map": 0.5, "families": fam}
+    results = [full, _row("baseline (no IA)", 0.45, step=1000, **fam),
+               _row("P+O", 0.5, step=2000, **fam)]
+    goals = {g.text.split(" ")[0]: g for g in check_goals(results)}
+    assert goals["baseline"].step == "1000"
+    assert goals["baseline"].measured == pytest.approx(0.05)  # 0.5 - 0.45, not 0.6 - 0.45
+    assert goals["temporal"].step == "2000"
+    assert goals["person"].measured is None  # no O+M run
+    assert goals["person"].verdict() == "not measured"
