@@ -51,15 +51,12 @@ def region_masks(sample: Sample, i: int, height: int, width: int) -> dict[str, n
 
 def saliency(model: AIA, sample: Sample, columns: list[int]) -> np.ndarray:
     """|d logit / d pixel| [n, len(columns), H, W] of every person's logits at `columns`."""
-    feats = model.features
+    # graph 1 takes a float clip as it takes uint8 (its normalisation casts), so pixels get grads
     clip = torch.from_numpy(sample.clip).unsqueeze(0).float()  # [1,T,H,W,3]
     clip.requires_grad_(True)
-    x = (clip.permute(0, 4, 1, 2, 3) - feats.mean) * feats.inv_std  # [1,3,T,H,W]
-    fast = x[:, :, :: feats.fast_stride]
-    slow = fast[:, :, :: feats.alpha]
     boxes = torch.cat([torch.zeros(len(sample.person_boxes), 1),
                        torch.from_numpy(sample.person_boxes)], dim=1)  # [n,5]
-    person = feats.roi(*feats.backbone(slow, fast), boxes)  # [n,D]
+    person = model.features(clip, boxes)  # [n,D]
     logits = model.head.classifier(person)  # [n,A] the head without IA: the person's own view
     out = np.zeros((len(boxes), len(columns), *sample.clip.shape[1:3]), np.float32)
     for i in range(len(boxes)):

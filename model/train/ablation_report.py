@@ -1,8 +1,8 @@
 """`aia ablate`'s report: what each run reached, the issue's goals checked against it, the table
 (`ablation.md`), the raw numbers (`ablation.json`) and a bar chart (`ablation.png`).
 
-A run is read from its `metrics.jsonl` (validation records carry `val_map` and `val_map_<family>`)
-and its latest checkpoint (parameters, the command line that trained it).
+A run is read from its `metrics.jsonl` (validation records carry `val_map` and `val_map_<family>`);
+`ablate.checkpoint_facts` adds its parameters and the command line that trained it.
 """
 
 from __future__ import annotations
