@@ -83,9 +83,6 @@ class LocalStore:
         self._sessions.pop(session, None)
         return existed
 
-    async def read(self, session: str, seconds: Sequence[int]) -> dict[int, np.ndarray]:
-        return (await self.read_window(session, seconds))[0]
-
     async def read_window(self, session: str, seconds: Sequence[int]
                           ) -> tuple[dict[int, np.ndarray], bytes | None]:
         """Memory of `seconds` (missing ones absent) and the tracker state, at one instant."""

@@ -97,9 +97,6 @@ class RedisStore:
 
         return bool((await self._round_trip("delete", call))[0])
 
-    async def read(self, session: str, seconds: Sequence[int]) -> dict[int, np.ndarray]:
-        return (await self.read_window(session, seconds))[0]
-
     async def read_window(self, session: str, seconds: Sequence[int]
                           ) -> tuple[dict[int, np.ndarray], bytes | None]:
         """Memory of `seconds` and the tracker state: HMGET + GET pipelined, one round trip.

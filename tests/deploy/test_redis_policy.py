@@ -17,6 +17,7 @@ import redis
 from service.store import RedisStore, StoreUnavailable
 from tests.deploy.conftest import ROOT, k8s_object, load_compose
 from tests.service.server import free_port
+from tests.service.store.conftest import memory_of
 
 CAP = "4mb"  # the shipped caps are 512 MB / 1.5 GB; the policy is what is under test
 SESSIONS = 300
@@ -81,7 +82,7 @@ async def _fill(url: str) -> tuple[int, list[str]]:
                 committed += 1
             except StoreUnavailable as exc:
                 errors.append(str(exc))
-        last = await store.read(f"s{SESSIONS - 1}", list(range(SECONDS_PER_CLIP)))
+        last = await memory_of(store, f"s{SESSIONS - 1}", list(range(SECONDS_PER_CLIP)))
         assert errors or len(last) == SECONDS_PER_CLIP  # the newest session is whole
     finally:
         await store.close()

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 import redis
 
@@ -13,6 +14,12 @@ from service.store import LocalStore, MemoryStore, RedisStore
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T = TypeVar("T")
 StoreFactory = Callable[..., MemoryStore]
+
+
+async def memory_of(store: MemoryStore, session: str,
+                    seconds: Sequence[int]) -> dict[int, np.ndarray]:
+    """The memory half of `read_window` (what the contract tests look at)."""
+    return (await store.read_window(session, seconds))[0]
 
 
 def run_with(make: StoreFactory, scenario: Callable[[Any], Awaitable[T]], **options: Any) -> T:

@@ -9,7 +9,7 @@ import pytest
 
 from service.errors import SessionExists, SessionNotFound
 from service.store import CACHED_RESPONSES, SEEN_CAP, MemoryStore, SessionRecord
-from tests.service.store.conftest import StoreFactory, run_with
+from tests.service.store.conftest import StoreFactory, memory_of, run_with
 
 D = 8
 
@@ -61,14 +61,14 @@ def test_read_commit_round_trip_for_zero_one_and_many_persons(make_store: StoreF
         record = await store.commit_clip("s", 0, writes, b'{"clip": 0}')
         assert (record.clips_seen, record.last_index, record.seen) == (1, 0, (0,))
         assert record.memory_seconds == 3
-        memory = await store.read("s", [9, 10, 11, 12, 13])
+        memory = await memory_of(store, "s", [9, 10, 11, 12, 13])
         assert sorted(memory) == [10, 11, 12]  # never-written seconds are absent
         for second, vectors in writes.items():
             assert memory[second].dtype == np.float32
             assert memory[second].shape == vectors.shape
             np.testing.assert_array_equal(memory[second], as_stored(vectors))
-        assert await store.read("s", []) == {}
-        assert await store.read("other", [10]) == {}
+        assert await memory_of(store, "s", []) == {}
+        assert await memory_of(store, "other", [10]) == {}
         assert await store.get_clip("s", 0) == b'{"clip": 0}'
         assert await store.get_clip("s", 1) is None
 
@@ -81,7 +81,7 @@ def test_commit_is_idempotent_per_clip_index(make_store: StoreFactory) -> None:
         first = await store.commit_clip("s", 0, {0: features(2, 1)}, b"first")
         again = await store.commit_clip("s", 0, {0: features(2, 9), 1: features(1, 9)}, b"again")
         assert again == first
-        memory = await store.read("s", [0, 1])
+        memory = await memory_of(store, "s", [0, 1])
         assert sorted(memory) == [0]
         np.testing.assert_array_equal(memory[0], as_stored(features(2, 1)))
         assert await store.get_clip("s", 0) == b"first"
@@ -105,7 +105,7 @@ def test_commit_to_a_missing_session_raises_not_found(make_store: StoreFactory) 
     async def scenario(store: MemoryStore) -> None:
         with pytest.raises(SessionNotFound):
             await store.commit_clip("ghost", 0, {0: features(1, 0)}, b"x")
-        assert await store.read("ghost", [0]) == {}
+        assert await memory_of(store, "ghost", [0]) == {}
 
     run_with(make_store, scenario)
 
@@ -116,12 +116,12 @@ def test_cap_evicts_the_oldest_seconds(make_store: StoreFactory) -> None:
         for second in range(5):
             record = await store.commit_clip("s", second, {second: features(1, second)}, b"")
         assert record.memory_seconds == 3
-        memory = await store.read("s", range(6))
+        memory = await memory_of(store, "s", range(6))
         assert sorted(memory) == [2, 3, 4]
         np.testing.assert_array_equal(memory[4], as_stored(features(1, 4)))
         # a write older than everything kept is itself the oldest: evicted at once
         record = await store.commit_clip("s", 5, {1: features(1, 1)}, b"")
-        assert sorted(await store.read("s", range(6))) == [2, 3, 4]
+        assert sorted(await memory_of(store, "s", range(6))) == [2, 3, 4]
         assert record.memory_seconds == 3
 
     run_with(make_store, scenario, max_seconds=3)
@@ -139,7 +139,7 @@ def test_cached_responses_and_seen_are_capped(make_store: StoreFactory) -> None:
         assert await store.get_clip("s", SEEN_CAP - CACHED_RESPONSES) is None
         # an index dropped from `seen` still counts as seen: no second write
         assert await store.commit_clip("s", 0, {0: features(1, 0)}, b"late") == record
-        assert await store.read("s", [0]) == {}
+        assert await memory_of(store, "s", [0]) == {}
 
     run_with(make_store, scenario)
 
@@ -153,7 +153,7 @@ def test_ttl_slides_and_expiry_removes_everything(make_store: StoreFactory) -> N
         await store.touch("s")
         await asyncio.sleep(0.6)  # 1.8 s after create, 0.6 s after the last refresh
         assert (await store.get_session("s")).clips_seen == 1
-        assert sorted(await store.read("s", [0])) == [0]
+        assert sorted(await memory_of(store, "s", [0])) == [0]
         await asyncio.sleep(1.2)
         assert await store.get_session("s") is None
         assert await store.read_window("s", [0]) == ({}, None)

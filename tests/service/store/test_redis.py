@@ -15,7 +15,7 @@ import redis
 from redis.crc import key_slot
 
 from service.store import RedisStore, StoreUnavailable, memory_key
-from tests.service.store.conftest import REDIS_URL
+from tests.service.store.conftest import REDIS_URL, memory_of
 
 Call = tuple[str, float, bool]
 
@@ -37,7 +37,7 @@ def test_every_call_is_one_round_trip(namespace: str) -> None:
         await store.create_session("s", ttl_s=60, lookahead_s=0)
         writes = {second: np.ones((3, 16), np.float32) for second in range(20)}
         await store.commit_clip("s", 0, writes, b"response")
-        assert len(await store.read("s", range(25))) == 20
+        assert len(await memory_of(store, "s", range(25))) == 20
         await store.commit_clip("s", 1, writes, b"response", tracker=b"tracks")
         memory, tracker = await store.read_window("s", range(25))
         assert (len(memory), tracker) == (20, b"tracks")
@@ -102,7 +102,7 @@ def test_corrupt_memory_degrades_instead_of_crashing(namespace: str) -> None:
         store = RedisStore(REDIS_URL, namespace, 600, 1.0)
         try:
             with pytest.raises(StoreUnavailable, match="corrupt memory"):
-                await store.read("s", [3])
+                await store.read_window("s", [3])
         finally:
             await store.close()
 
@@ -114,7 +114,7 @@ def test_closed_port_fails_fast_with_store_unavailable() -> None:
 
     async def scenario() -> None:
         store = recording_store("v", calls, url="redis://127.0.0.1:1/0", timeout_s=0.5)
-        for call in (store.get_session("s"), store.read("s", [0]),
+        for call in (store.get_session("s"), store.read_window("s", [0]),
                      store.commit_clip("s", 0, {}, b""), store.acquire("s", "t", 1)):
             started = time.monotonic()
             with pytest.raises(StoreUnavailable):
@@ -202,7 +202,7 @@ def test_reconnects_when_redis_comes_back(throwaway_redis: ThrowawayRedis) -> No
         throwaway_redis.stop()
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
-            await store.read("s", [0])
+            await store.read_window("s", [0])
         assert time.monotonic() - started < 1.0
         assert await store.ping() is False
 
@@ -212,7 +212,7 @@ def test_reconnects_when_redis_comes_back(throwaway_redis: ThrowawayRedis) -> No
         await store.create_session("s", ttl_s=60, lookahead_s=0)  # scripts reloaded by itself
         record = await store.commit_clip("s", 0, {0: np.ones((2, 4))}, b"r")
         assert record.memory_seconds == 1
-        assert (await store.read("s", [0]))[0].shape == (2, 4)
+        assert (await memory_of(store, "s", [0]))[0].shape == (2, 4)
         await store.close()
 
     asyncio.run(scenario())
