@@ -78,6 +78,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> int:
+    """SIGTERM (a graceful drain), SIGKILL past `timeout_s`; the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def settings_env(pairs: Sequence[str]) -> dict[str, str]:
     """['max_batch=16'] -> {'AIA_MAX_BATCH': '16'}."""
     env = {}
@@ -127,13 +139,7 @@ class ServeProcess:
         raise RuntimeError(f"aia serve not ready in {READY_TIMEOUT_S:.0f} s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s=30)
 
 
 # ---------------------------------------------------------------------- metrics

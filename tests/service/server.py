@@ -1,10 +1,11 @@
-"""A real `aia serve` process on a free port, for the HTTP tests (one per test module)."""
+"""A real `aia serve` process on a free port, for the HTTP tests (one per test module).
+
+`free_port` and `stop_process` are the benchmark's (service/bench.py), re-exported here.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,26 +14,12 @@ from pathlib import Path
 
 import httpx
 
+from service.bench import free_port, stop_process
+
+__all__ = ["ROOT", "Server", "free_port", "stop_process"]
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> int:
-    """SIGTERM (a graceful drain), SIGKILL past `timeout_s`; the exit status."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 class Server:

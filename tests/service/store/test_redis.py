@@ -14,6 +14,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
+from service.bench import free_port
 from service.store import RedisStore, StoreUnavailable, memory_key
 from tests.service.store.conftest import REDIS_URL, memory_of
 
@@ -147,12 +148,6 @@ def test_a_silent_server_times_out_within_the_budget() -> None:
             server.close()
 
     assert asyncio.run(scenario()) < 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ThrowawayRedis:
