@@ -21,9 +21,10 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from model.synth.video import CODECS as ENCODERS
+from model.synth.video import choose_codec
 from service.schemas import DetectResponse, Keyframe, Person
 
-CODECS = ("libx264", "h264", "mpeg4")  # first one PyAV can encode with
 FONT_FILE = "DejaVuSans-Bold.ttf"
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -156,13 +157,6 @@ class Painter:
         return best
 
 
-def _codec(name: str | None) -> str:
-    for codec in ((name,) if name else CODECS):
-        if codec in av.codecs_available:
-            return codec
-    raise RuntimeError(f"no video encoder among {CODECS} in this PyAV build")
-
-
 def _even(n: int) -> int:
     return n + (n % 2)  # yuv420p needs even sizes; odd sizes grow by one pixel
 
@@ -181,7 +175,7 @@ def input_frames(video: Path) -> Iterator[tuple[float, av.VideoFrame]]:
 
 
 def annotate_video(video: Path, response: DetectResponse, out: Path, style: Style = Style(),
-                   codec: str | None = None, on_frame: Callable[[], None] | None = None) -> int:
+                   codec: str = "auto", on_frame: Callable[[], None] | None = None) -> int:
     """Writes `out` (mp4) and returns the number of frames written (= frames decoded)."""
     keyframes = sorted(response.keyframes, key=lambda k: k.timestamp)
     times = np.array([k.timestamp for k in keyframes], np.float64)
@@ -194,7 +188,8 @@ def annotate_video(video: Path, response: DetectResponse, out: Path, style: Styl
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with av.open(str(out), "w") as container:
-        encoder = container.add_stream(_codec(codec), rate=rate)
+        # the synthetic benchmark's choice: H.264 (libx264) when present, else MPEG-4
+        encoder = container.add_stream(ENCODERS[choose_codec(codec)], rate=rate)
         encoder.width, encoder.height, encoder.pix_fmt = out_w, out_h, "yuv420p"
         if encoder.codec_context.name in ("libx264", "h264"):
             encoder.options = {"crf": str(style.crf), "preset": "veryfast"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -74,7 +73,6 @@ class Built:
     artifact: Artifact
     engine: Engine
     batcher: Batcher
-    settings: Settings
 
 
 class Progress:
@@ -147,7 +145,7 @@ def build(settings: Settings, progress: Progress) -> Built:
                        settings.local_max_sessions)
     engine = build_engine(settings, artifact, model, runtime, batcher, store,
                           Metrics(CollectorRegistry()), detector)
-    return Built(artifact, engine, batcher, settings)
+    return Built(artifact, engine, batcher)
 
 
 async def detect(built: Built, video: Path, params: DetectParams,
@@ -214,6 +212,6 @@ def run(args: argparse.Namespace) -> int:
                                                               unit="frame"))
         progress.close()
     if not (args.out_json or args.out_csv or args.out_video):
-        print(json.dumps(json.loads(response.model_dump_json()), indent=1))
+        print(response.model_dump_json(indent=1))
     progress.say(_summary(response, time.perf_counter() - started, frames))
     return 0
