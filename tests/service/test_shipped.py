@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from prometheus_client import CollectorRegistry
+from torchvision.ops import box_iou
 
 from exporters.artifact import load_artifact
-from service.app import load_detector
+from service.app import artifact_formats, build_engine, load_detector
 from service.batcher import Batcher
-from service.decode import Limits
-from service.engine import Engine
 from service.metrics import Metrics
 from service.params import detect_params
 from service.runtime import load_runtime
@@ -26,31 +26,20 @@ SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "sample"
 
 
 async def detect_sample() -> dict[str, object]:
-    artifact = load_artifact(DEFAULT_MODEL, ("onnx",))
-    runtime = load_runtime(artifact, RuntimeKind.onnx, Device.cpu)
-    batcher = Batcher(runtime, max_batch=8, max_wait_ms=2, queue_size=16)
-    engine = Engine(artifact, ModelRef(name="m", version="v", runtime="onnx", device="cpu"),
-                    batcher, LocalStore("v", 60, 600, 10), Metrics(CollectorRegistry()),
-                    Limits.from_settings(Settings()), max_batch=8,
-                    head_masks=runtime.head_masks, lock_ttl_s=30,
-                    detector=load_detector(artifact, "cpu"))
-    params = detect_params({"top_k": "1"}, artifact.labels, max_persons=64)
+    settings = Settings(runtime=RuntimeKind.onnx, device=Device.cpu)  # otherwise the defaults
+    artifact = load_artifact(DEFAULT_MODEL, artifact_formats(settings))
+    runtime = load_runtime(artifact, settings.runtime, settings.device)
+    batcher = Batcher(runtime, settings.max_batch, max_wait_ms=2, queue_size=16)
+    engine = build_engine(settings, artifact,
+                          ModelRef(name="m", version="v", runtime="onnx", device="cpu"),
+                          runtime, batcher, LocalStore("v", 60, 600, 10),
+                          Metrics(CollectorRegistry()), load_detector(artifact, "cpu"))
+    params = detect_params({"top_k": "1"}, artifact.labels, max_persons=settings.max_persons)
     try:
         answer = await engine.detect(SAMPLE / "clip.mp4", params, "sample")
     finally:
         await batcher.close()
     return json.loads(answer.body)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[n,4] x [m,4] -> [n,m]."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def test_shipped_detector_on_the_sample() -> None:
@@ -65,7 +54,7 @@ def test_shipped_detector_on_the_sample() -> None:
         got = np.array([p["box"] for p in keyframe["persons"]]).reshape(-1, 4)
         total += len(gt)
         if len(got) and len(gt):
-            overlap = iou(gt, got)  # [truth, detections]
+            overlap = box_iou(torch.from_numpy(gt), torch.from_numpy(got)).numpy()  # [truth, det]
             for t in range(len(gt)):
                 if overlap[t].max() >= 0.5:
                     found += 1
