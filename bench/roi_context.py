@@ -8,8 +8,8 @@ share outside the own box shows the backbone's receptive field carrying the part
 into the person's own RoI feature, which is what lets the baseline read relations the
 synthetic benchmark hides from the box's own pixels (docs/synthetic.md).
 
-    python bench/roi_context.py --checkpoint runs/ablation/baseline-no-ia/checkpoints/last.pt \
-        --data data/synth --out docs/results/roi-context   # .md, .json and .png
+    python bench/roi_context.py --data data/synth --out docs/results/roi-context \
+        --checkpoint runs/ablation/baseline-no-ia/checkpoints/step-00002000.pt
 """
 
 from __future__ import annotations
