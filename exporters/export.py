@@ -32,7 +32,8 @@ from exporters.artifact import (
     load_torchscript,
     onnx_session,
 )
-from exporters.detector import export_detector
+from exporters.dataset_info import describe_dataset
+from exporters.detectors import DetectorSource, export_source, parse_source
 from exporters.graphs import (
     SUFFIX,
     Dtype,
@@ -62,9 +63,10 @@ class ExportOptions:
     command: Sequence[str] = field(default_factory=tuple)  # recorded in the manifest
     # the commands that made the checkpoint (data, training), recorded in the manifest
     records: Sequence[str] = field(default_factory=tuple)
-    # a detector checkpoint to export as detector.onnx; None: detector.pt beside the checkpoint
-    # when there is one
-    detector: Path | None = None
+    # detector sources (exporters.detectors.parse_source: `ssdlite-person`, DET.pt, COCO
+    # .pth, each optionally NAME=...); empty: detector.pt beside the checkpoint when there is one
+    detectors: Sequence[str] = field(default_factory=tuple)
+    default_detector: str | None = None  # None: the first detector
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ def provenance(path: Path, state: dict[str, Any],
         "history": history, "train_config": train_cfg,
         "train_command": list(state.get("command") or []),
         "commands": list(records),
+        "dataset": describe_dataset(state.get("labels") or [],
+                                    (train_cfg.get("data") or {}).get("root")),
     }
 
 
@@ -185,14 +189,30 @@ def build_manifest(cfg: ModelConfig, labels: list[dict[str, Any]], options: Expo
     }
 
 
-def detector_checkpoint(checkpoint: Path, options: ExportOptions) -> Path | None:
-    """The detector to export: --detector, else detector.pt in the checkpoint's directory."""
-    if options.detector is not None:
-        if not Path(options.detector).is_file():
-            raise ExportError(f"--detector {options.detector}: file not found")
-        return Path(options.detector)
+def detector_sources(checkpoint: Path, options: ExportOptions) -> list[DetectorSource]:
+    """The detectors to export: --detector, else detector.pt in the checkpoint's directory."""
+    texts = list(options.detectors)
     beside = checkpoint.parent / DETECTOR_CHECKPOINT
-    return beside if beside.is_file() else None
+    if not texts and beside.is_file():
+        texts = [str(beside)]
+    sources = [parse_source(t) for t in texts]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ExportError(f"--detector: two detectors named alike {names}; name them NAME=...")
+    return sources
+
+
+def export_detectors(checkpoint: Path, options: ExportOptions, folder: Path,
+                     manifest: dict[str, Any]) -> None:
+    sources = detector_sources(checkpoint, options)
+    if not sources:
+        return
+    manifest["detectors"] = {s.name: export_source(s, folder) for s in sources}
+    default = options.default_detector or sources[0].name
+    if default not in manifest["detectors"]:
+        raise ExportError(f"--default-detector {default!r} is not among "
+                          f"{sorted(manifest['detectors'])}")
+    manifest["default_detector"] = default
 
 
 def publish(folder: Path, out: Path, overwrite: bool) -> None:
@@ -231,9 +251,7 @@ def export_artifact(checkpoint: str | Path, out: str | Path,
                               + "\n  ".join(report.failures()))
         training = provenance(checkpoint, state, options.records)
         manifest = build_manifest(cfg, labels, options, graphs, training, report, seconds)
-        detector = detector_checkpoint(checkpoint, options)
-        if detector is not None:
-            manifest["detector"] = export_detector(detector, folder)
+        export_detectors(checkpoint, options, folder, manifest)
         manifest["files"] = {p.name: file_record(p) for p in sorted(folder.iterdir())}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         publish(folder, out, options.overwrite)

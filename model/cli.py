@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("model.bench_memory", "benchmarks: train-memory (the paper's Figure 5)"),
     "eval": ("model.eval_cli", "AVA frame mAP@0.5 of predictions (official evaluator's numbers)"),
     "export": ("exporters.command", "checkpoint -> ONNX / TorchScript artifact with manifest"),
+    "artifact": ("exporters.artifact_edit",
+                 "edit an artifact: add a detector (e.g. the real person detector), "
+                 "record its dataset"),
     "train-detector": ("model.detector.train",
                        "train the person + object detector on synthetic key frames"),
     "serve": ("service.cli", "the detection service (FastAPI + uvicorn; AIA_* settings)"),

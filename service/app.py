@@ -62,15 +62,39 @@ def model_version(artifact: Artifact) -> str:
     return f"{artifact.root.name}-{sha256(artifact.root / MANIFEST)[:12]}"
 
 
-def load_detector(artifact: Artifact, device: str) -> Detector | None:
-    """The artifact's detector.onnx (persons and objects when a request has no boxes)."""
-    if artifact.detector is None:
+def load_detector(artifact: Artifact, device: str, name: str | None = None) -> Detector | None:
+    """The artifact's detector called `name` (None: its default) that finds persons and
+    objects when a request has no boxes; None when the artifact has none."""
+    spec = artifact.choose_detector(name)
+    if spec is None:
         return None
     from exporters.detector_runtime import DetectorRunner
 
     providers = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
                  else ("CPUExecutionProvider",))
-    return DetectorRunner(artifact.detector, providers)
+    return DetectorRunner(spec, providers)
+
+
+def model_ref(artifact: Artifact, runtime: str, device: str,
+              detector: str | None = None) -> ModelRef:
+    """The `model` block of every answer: what is served and what it was trained on."""
+    chosen = artifact.choose_detector(detector)
+    data = artifact.dataset
+    return ModelRef(name=artifact.root.name, version=model_version(artifact), runtime=runtime,
+                    device=device, trained_on=data.name, label_set=data.label_set,
+                    real_footage=data.real_footage,
+                    detector=chosen.name if chosen is not None else None)
+
+
+def honesty_warning(artifact: Artifact) -> str | None:
+    """Said once at start-up (and by `aia detect`) when the actions are not real ones."""
+    data = artifact.dataset
+    if data.real_footage:
+        return None
+    return (f"the action model {artifact.root.name!r} was trained on {data.name} "
+            f"({data.label_set}), synthetic video only: its actions mean nothing on real "
+            f"footage; the persons come from the detector. For real actions serve the "
+            f"paper's AVA weights (README, section \"Real weights\")")
 
 
 def artifact_formats(settings: Settings) -> tuple[str, ...]:
@@ -116,8 +140,9 @@ class Service:
         self.artifact = await anyio.to_thread.run_sync(load_artifact, s.model_dir,
                                                        artifact_formats(s))
         version = model_version(self.artifact)
-        self.model = ModelRef(name=self.artifact.root.name, version=version,
-                              runtime=s.runtime.value, device="pending")
+        self.model = model_ref(self.artifact, s.runtime.value, "pending", s.detector)
+        if (warning := honesty_warning(self.artifact)) is not None:
+            log.warning(warning, extra={"model": version})
         if s.redis_url:
             self.store = RedisStore(s.redis_url, version, s.session_max_seconds,
                                     s.redis_timeout_s, observer=self.metrics.on_redis)
@@ -127,6 +152,8 @@ class Service:
         self.upload_dir = Path(tempfile.mkdtemp(prefix="aia-uploads-"))
         self._warming = asyncio.create_task(self._warm(), name="aia-warm-up")
         log.info("starting", extra={"model": version, "runtime": s.runtime.value,
+                                    "trained_on": self.model.trained_on,
+                                    "detector": self.model.detector,
                                     "store": "redis" if s.redis_url else "local"})
 
     async def _warm(self) -> None:
@@ -139,7 +166,8 @@ class Service:
             started = time.perf_counter()
             runtime = await anyio.to_thread.run_sync(load_runtime, artifact, s.runtime, s.device)
             await anyio.to_thread.run_sync(warm_up, runtime, artifact.input)
-            detector = await anyio.to_thread.run_sync(load_detector, artifact, runtime.device)
+            detector = await anyio.to_thread.run_sync(load_detector, artifact, runtime.device,
+                                                      s.detector)
         except Exception as err:  # the process cannot serve: say why and stop
             self.failed = f"{type(err).__name__}: {err}"
             log.exception("model load failed; stopping")

@@ -20,6 +20,9 @@ log = logging.getLogger("aia.service")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, metavar="DIR",
                         help="artifact directory (AIA_MODEL_DIR; default artifacts/aia-synth-tiny)")
+    parser.add_argument("--detector", default=None, metavar="NAME",
+                        help="which of the artifact's detectors finds the persons (AIA_DETECTOR;"
+                             " default: the artifact's default, e.g. ssdlite-person)")
     parser.add_argument("--host", default=None, help="bind address (AIA_HOST; 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (AIA_PORT; 8000)")
     parser.add_argument("--redis-url", default=None, metavar="URL",
@@ -32,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    flags = {"model_dir": args.model, "host": args.host, "port": args.port,
-             "redis_url": args.redis_url, "runtime": args.runtime, "device": args.device,
-             "log_level": args.log_level}
+    flags = {"model_dir": args.model, "detector": args.detector, "host": args.host,
+             "port": args.port, "redis_url": args.redis_url, "runtime": args.runtime,
+             "device": args.device, "log_level": args.log_level}
     return Settings(**{k: v for k, v in flags.items() if v is not None})
 
 

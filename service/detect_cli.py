@@ -23,7 +23,13 @@ from tqdm import tqdm
 from exporters.artifact import Artifact, ArtifactError, load_artifact
 from exporters.detector_runtime import FrameDetections
 from service.annotate import Style, annotate_video
-from service.app import artifact_formats, build_engine, load_detector, model_version
+from service.app import (
+    artifact_formats,
+    build_engine,
+    honesty_warning,
+    load_detector,
+    model_ref,
+)
 from service.batcher import Batcher
 from service.decode import Limits, keyframe_times, probe_video
 from service.detection import Detector
@@ -33,7 +39,7 @@ from service.metrics import Metrics
 from service.params import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, DetectParams, parse_boxes
 from service.render import to_csv
 from service.runtime import load_runtime
-from service.schemas import DetectResponse, ModelRef
+from service.schemas import DetectResponse
 from service.settings import Device, RuntimeKind, Settings
 from service.store import LocalStore
 
@@ -42,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, help="a local video file (mp4, mkv, webm, ...)")
     parser.add_argument("--model", type=Path, default=None, metavar="DIR",
                         help="artifact directory (AIA_MODEL_DIR; default artifacts/aia-synth-tiny)")
+    parser.add_argument("--detector", default=None, metavar="NAME",
+                        help="which of the artifact's detectors finds the persons (AIA_DETECTOR;"
+                             " default: the artifact's default, e.g. ssdlite-person)")
     parser.add_argument("--out-json", type=Path, metavar="F", help="the JSON answer")
     parser.add_argument("--out-csv", type=Path, metavar="F",
                         help="AVA CSV rows: video_id,timestamp,x1,y1,x2,y2,action_id,score"
@@ -127,18 +136,17 @@ class ProgressBatcher(Batcher):
         return out
 
 
-def build(settings: Settings, progress: Progress) -> Built:
+def build(settings: Settings, progress: Progress, artifact: Artifact | None = None) -> Built:
     """Artifact, runtime, batcher, detector and engine, as the service's lifespan builds
     them (in-process store)."""
-    artifact = load_artifact(settings.model_dir, artifact_formats(settings))
+    artifact = artifact or load_artifact(settings.model_dir, artifact_formats(settings))
     runtime = load_runtime(artifact, settings.runtime, settings.device)
-    version = model_version(artifact)
-    model = ModelRef(name=artifact.root.name, version=version, runtime=runtime.name,
-                     device=runtime.device)
+    model = model_ref(artifact, runtime.name, runtime.device, settings.detector)
+    version = model.version
     batcher = ProgressBatcher(runtime, settings.max_batch, settings.max_wait_ms,
                               settings.queue_size)
     batcher.progress = progress
-    detector = load_detector(artifact, runtime.device)
+    detector = load_detector(artifact, runtime.device, settings.detector)
     if detector is not None:
         detector = counting_detector(detector, lambda: progress.tick("detect"))
     store = LocalStore(version, settings.session_ttl_s, settings.session_max_seconds,
@@ -158,7 +166,8 @@ async def detect(built: Built, video: Path, params: DetectParams,
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    flags = {"model_dir": args.model, "runtime": args.runtime, "device": args.device}
+    flags = {"model_dir": args.model, "detector": args.detector, "runtime": args.runtime,
+             "device": args.device}
     return Settings(**{k: v for k, v in flags.items() if v is not None})
 
 
@@ -179,17 +188,32 @@ def _summary(response: DetectResponse, seconds: float, frames: int) -> str:
             f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
 
 
+def describe_model(artifact: Artifact, detector: str | None) -> str:
+    """What answers: the action model, what it was trained on, the person detector."""
+    data, chosen = artifact.dataset, artifact.choose_detector(detector)
+    persons = (f"persons from detector {chosen.name!r} ({chosen.trained_on})" if chosen
+               else "persons from --boxes only (the artifact has no detector)")
+    lines = [f"model {artifact.root.name}: actions trained on {data.name} ({data.label_set}); "
+             f"{persons}"]
+    if (warning := honesty_warning(artifact)) is not None:
+        lines.append(f"aia detect: warning: {warning}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         settings = settings_from(args)
         params = _params(args, settings)
+        artifact = load_artifact(settings.model_dir, artifact_formats(settings))
+        # first, and even with --quiet: what the answer can be trusted for
+        print(f"aia detect: {describe_model(artifact, settings.detector)}", file=sys.stderr)
         meta = probe_video(args.video, Limits.from_settings(settings))
         progress = Progress(len(keyframe_times(meta.duration_s, settings.keyframe_rate))
                             if params.boxes is None else len(params.boxes), args.quiet)
         progress.say(f"{args.video.name}: {meta.width}x{meta.height}, {meta.frames} frames, "
                      f"{meta.duration_s:.1f} s; loading {settings.model_dir}")
-        built = build(settings, progress)
+        built = build(settings, progress, artifact)
         video_id = args.video_id or args.video.stem
         progress.say("decoding, detecting, tracking and scoring")
         response = asyncio.run(detect(built, args.video, params, video_id))

@@ -381,7 +381,9 @@ class Engine:
                 times, statuses, frames.boxes, logits, frames.scores, ids, strict=True)]
         video = VideoInfo(width=meta.width, height=meta.height, fps=meta.fps,
                           duration_s=meta.duration_s, frames=meta.frames)
-        return DetectResponse(model=self.model, video=video,
+        given = bool(len(frames.scores)) and all(found is None for found in frames.scores)
+        return DetectResponse(model=self.model, persons_from="boxes" if given else "detector",
+                              video=video,
                               memory=overall_status(statuses, degraded), keyframes=keyframes)
 
     @staticmethod

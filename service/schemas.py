@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -58,6 +58,13 @@ class ModelRef(BaseModel):
     version: str
     runtime: str
     device: str
+    trained_on: str = Field(description="the action model's training data, e.g. "
+                            "synthetic-interactions-v1 or ava-v2.2")
+    label_set: str = Field(description="its action classes, e.g. synthetic-18, ava-v2.2-80")
+    real_footage: bool = Field(description="false: trained on synthetic video only; its "
+                               "actions mean nothing on real footage")
+    detector: str | None = Field(description="the artifact detector that finds persons when "
+                                 "no boxes are sent; null: none")
 
 
 class SessionClip(BaseModel):
@@ -70,6 +77,8 @@ class SessionClip(BaseModel):
 
 class DetectResponse(BaseModel):
     model: ModelRef
+    persons_from: Literal["detector", "boxes"] = Field(
+        description="who placed the person boxes: model.detector, or the request's boxes")
     video: VideoInfo
     memory: MemoryStatus
     keyframes: list[Keyframe]

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
 
     # where and what
     model_dir: Path = DEFAULT_MODEL
+    detector: str | None = None  # which of the artifact's detectors; None: its default
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     runtime: RuntimeKind = RuntimeKind.onnx

@@ -59,24 +59,26 @@ def test_export_detector_checks_parity(detector_ckpt: Path, tmp_path: Path) -> N
 def test_artifact_carries_a_hash_checked_detector(artifact: Path) -> None:
     loaded = load_artifact(artifact, ["torchscript"])
     assert loaded.detector is not None
-    assert loaded.detector.path == artifact / "detector.onnx"
+    assert loaded.detector.path == artifact / "detector-synthetic.onnx"
+    assert loaded.detector.name == loaded.default_detector == "synthetic"
     assert loaded.detector.person_class_id == 1
     assert loaded.detector.classes[3] == "ball"
+    assert loaded.detector.trained_on.startswith("synthetic-interactions")
     manifest = json.loads((artifact / MANIFEST).read_text())
-    assert "detector.onnx" in manifest["files"]
-    assert manifest["detector"]["resize"]["min_size"] == TINY.min_size
+    assert "detector-synthetic.onnx" in manifest["files"]
+    assert manifest["detectors"]["synthetic"]["resize"]["min_size"] == TINY.min_size
 
 
 def test_a_modified_detector_graph_is_refused(artifact: Path, tmp_path: Path) -> None:
     copy = tmp_path / "artifact"
     shutil.copytree(artifact, copy)
-    with (copy / "detector.onnx").open("ab") as handle:
+    with (copy / "detector-synthetic.onnx").open("ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(ArtifactError, match=r"detector\.onnx"):
+    with pytest.raises(ArtifactError, match=r"detector-synthetic\.onnx"):
         load_artifact(copy)
     manifest = json.loads((artifact / MANIFEST).read_text())
-    manifest["detector"]["person_class_id"] = 9
-    shutil.copy(artifact / "detector.onnx", copy / "detector.onnx")
+    manifest["detectors"]["synthetic"]["person_class_id"] = 9
+    shutil.copy(artifact / "detector-synthetic.onnx", copy / "detector-synthetic.onnx")
     (copy / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="person_class_id 9"):
         load_artifact(copy)

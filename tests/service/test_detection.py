@@ -19,14 +19,13 @@ from exporters.detector import export_detector
 from model.detector.checkpoint import save_detector
 from model.detector.config import DetectorConfig
 from model.detector.network import build_detector
-from service.app import load_detector
+from service.app import load_detector, model_ref
 from service.batcher import Batcher
 from service.decode import Limits
 from service.engine import Engine
 from service.metrics import Metrics
 from service.params import detect_params
 from service.runtime import load_runtime
-from service.schemas import ModelRef
 from service.settings import Device, RuntimeKind, Settings
 from service.store import LocalStore
 from tests.service.clips import SECONDS, write_clip
@@ -58,7 +57,7 @@ async def detect_without_boxes(artifact_dir: Path, video: Path) -> dict[str, obj
     runtime = load_runtime(artifact, RuntimeKind.onnx, Device.cpu)
     batcher = Batcher(runtime, max_batch=8, max_wait_ms=2, queue_size=16)
     metrics = Metrics(CollectorRegistry())
-    engine = Engine(artifact, ModelRef(name="m", version="v", runtime="onnx", device="cpu"),
+    engine = Engine(artifact, model_ref(artifact, "onnx", "cpu"),
                     batcher, LocalStore("v", 60, 600, 10), metrics,
                     Limits.from_settings(Settings()), max_batch=8,
                     head_masks=runtime.head_masks, lock_ttl_s=30,

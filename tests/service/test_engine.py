@@ -16,13 +16,14 @@ from exporters.artifact import load_artifact
 from model.postprocess import action_scores
 from model.roi import enlarge_boxes
 from model.train.validate import SecondFeatures, memory_for
+from service.app import model_ref
 from service.batcher import Batcher
 from service.decode import Limits, clip_windows, decode_video, probe_video
 from service.engine import Engine
 from service.metrics import Metrics
 from service.params import detect_params
 from service.runtime import load_runtime
-from service.schemas import MemoryStatus, ModelRef
+from service.schemas import MemoryStatus
 from service.settings import Device, RuntimeKind, Settings
 from service.store import LocalStore
 from service.window import overall_status, second_of, status_of, window_seconds
@@ -67,7 +68,7 @@ async def engine_answer(artifact_dir: Path, video: Path) -> dict[str, object]:
     runtime = load_runtime(artifact, RuntimeKind.onnx, Device.cpu)
     batcher = Batcher(runtime, max_batch=8, max_wait_ms=2, queue_size=16)
     metrics = Metrics(CollectorRegistry())
-    model = ModelRef(name="m", version="v", runtime="onnx", device="cpu")
+    model = model_ref(artifact, "onnx", "cpu")
     engine = Engine(artifact, model, batcher, LocalStore("v", 60, 600, 10), metrics,
                     Limits.from_settings(Settings()), max_batch=8,
                     head_masks=runtime.head_masks, lock_ttl_s=30)

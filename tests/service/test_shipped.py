@@ -13,12 +13,11 @@ from prometheus_client import CollectorRegistry
 from torchvision.ops import box_iou
 
 from exporters.artifact import load_artifact
-from service.app import artifact_formats, build_engine, load_detector
+from service.app import artifact_formats, build_engine, load_detector, model_ref
 from service.batcher import Batcher
 from service.metrics import Metrics
 from service.params import detect_params
 from service.runtime import load_runtime
-from service.schemas import ModelRef
 from service.settings import DEFAULT_MODEL, Device, RuntimeKind, Settings
 from service.store import LocalStore
 
@@ -26,14 +25,16 @@ SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "sample"
 
 
 async def detect_sample() -> dict[str, object]:
-    settings = Settings(runtime=RuntimeKind.onnx, device=Device.cpu)  # otherwise the defaults
+    # the synthetic benchmark's own detector (the shipped default is the real person detector)
+    settings = Settings(runtime=RuntimeKind.onnx, device=Device.cpu, detector="synthetic")
     artifact = load_artifact(DEFAULT_MODEL, artifact_formats(settings))
     runtime = load_runtime(artifact, settings.runtime, settings.device)
     batcher = Batcher(runtime, settings.max_batch, max_wait_ms=2, queue_size=16)
     engine = build_engine(settings, artifact,
-                          ModelRef(name="m", version="v", runtime="onnx", device="cpu"),
+                          model_ref(artifact, "onnx", "cpu", settings.detector),
                           runtime, batcher, LocalStore("v", 60, 600, 10),
-                          Metrics(CollectorRegistry()), load_detector(artifact, "cpu"))
+                          Metrics(CollectorRegistry()),
+                          load_detector(artifact, "cpu", settings.detector))
     params = detect_params({"top_k": "1"}, artifact.labels, max_persons=settings.max_persons)
     try:
         answer = await engine.detect(SAMPLE / "clip.mp4", params, "sample")
