@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 TF_TENSORS = ("Squeeze:0", "Postprocessor/convert_scores:0", "Preprocessor/sub:0")
 BOX_TARGET_PX, SCORE_TARGET = 0.5, 1e-3
+FIXTURE = Path("tests/data/real_footage/ssdlite_tensorflow.json")
 
 
 def real_frames(every: int) -> list[tuple[str, int, np.ndarray]]:
@@ -114,6 +115,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         tf_seconds = time.perf_counter() - started
     rows, worst = [], {"image": 0.0, "codes": 0.0, "scores": 0.0, "box_px": 0.0,
                        "score": 0.0, "onnx_box_px": 0.0, "onnx_score": 0.0}
+    facts: list[dict[str, Any]] = []  # TensorFlow's detections, a fixture for the tests
     for i, (video, index, frame) in enumerate(frames):
         image, codes, scores = raw_outputs(detector, frame)
         for key, ours, theirs in (("image", image, tf[f"Preprocessor_sub_0_{i}"][0]),
@@ -138,6 +140,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 worst[f"{prefix}box_px"] = max(worst[f"{prefix}box_px"], report["max_box_px"])
                 worst[f"{prefix}score"] = max(worst[f"{prefix}score"], report["max_score"])
+        if len(tf_scores):
+            facts.append({"video": video, "frame": index,
+                          "boxes_yxyx": np.round(tf_boxes, 6).tolist(),
+                          "scores": np.round(tf_scores, 6).tolist()})
         rows.append({"video": video, "frame": index, "tf_detections": int(keep.sum()),
                      "tf_best": float(tf_scores.max()) if len(tf_scores) else None,
                      "eager": eager, "onnx": exported})
@@ -148,7 +154,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "onnx_threshold": onnx.min_score,
             "graph_sha256": file_record(packaged_graph())["sha256"],
             "tf_seconds": round(tf_seconds, 1),
-            "worst": worst, "passed": passed, "rows": rows}
+            "worst": worst, "passed": passed, "rows": rows, "tensorflow_detections": facts}
 
 
 def write_report(result: dict[str, Any], md: Path) -> None:
@@ -196,12 +202,21 @@ def main() -> None:
                         help="compare final detections at or above this score")
     parser.add_argument("--out", type=Path, default=Path("bench/results/ssdlite_parity.json"))
     parser.add_argument("--md", type=Path, default=Path("docs/results/ssdlite-parity.md"))
+    parser.add_argument("--fixture", type=Path, default=FIXTURE,
+                        help="TensorFlow's detections, kept as test data (tests compare the "
+                             "rebuild to them without TensorFlow)")
     args = parser.parse_args()
     result = measure(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     write_report(result, args.md)
-    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
+    args.fixture.write_text(json.dumps({
+        "made_by": "bench/ssdlite_parity.py: the frozen graph run by TensorFlow",
+        "graph_sha256": result["graph_sha256"], "min_score": result["min_score"],
+        "boxes": "normalised ymin, xmin, ymax, xmax (TensorFlow's order)",
+        "frames": result["tensorflow_detections"]}, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items()
+                      if k not in ("rows", "tensorflow_detections")}, indent=1))
 
 
 if __name__ == "__main__":

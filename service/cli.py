@@ -10,7 +10,7 @@ from types import FrameType
 
 import uvicorn
 
-from exporters.artifact import ArtifactError, read_manifest
+from exporters.artifact import ArtifactError, load_artifact
 from service.logs import configure_logging
 from service.settings import Device, RuntimeKind, Settings
 
@@ -56,12 +56,13 @@ class DrainingServer(uvicorn.Server):
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.app import create_app
+    from service.app import artifact_formats, create_app
 
     settings = settings_from(args)
     configure_logging(settings.log_level)
-    try:
-        read_manifest(settings.model_dir)
+    try:  # a wrong artifact or detector name stops here, before the port opens
+        load_artifact(settings.model_dir, artifact_formats(settings)).choose_detector(
+            settings.detector)
     except ArtifactError as err:
         print(f"aia serve: {err}\n(export one with `aia export`, or pass --model DIR)",
               file=sys.stderr)

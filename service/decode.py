@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -27,6 +27,7 @@ from model.data.video import nearest_indices, to_rgb
 from service.errors import DeadlineExceeded, Undecodable, UnsupportedMedia, VideoLimit
 from service.settings import Settings
 
+DETECT_MAX_SIDE = 640  # detector key frames: native size up to this long side
 _TIE_S = 1e-6  # same tie rule as model.data.video.nearest_indices
 _GRID_EPS = 1e-9  # float noise when a frame time sits exactly on a grid point
 _SNIFF_BYTES = 16
@@ -69,6 +70,9 @@ class Decoded:
     times: np.ndarray  # float64 [T] presentation seconds from the first frame
     scale: float  # resized / original
     size: tuple[int, int]  # resized (w, h) before padding
+    # grid index -> uint8 [H',W',3]: key frames for the detector at up to DETECT_MAX_SIDE,
+    # when decoding was asked to keep them (a request without boxes)
+    detect_frames: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _looks_like_container(path: Path) -> bool:
@@ -147,19 +151,42 @@ def probe_video(path: Path, limits: Limits) -> VideoMeta:
     return meta
 
 
-class _Resampler:
-    """Streams decoded frames onto the grid k / fps, converting only the frames picked."""
+def detector_size(width: int, height: int, max_side: int = DETECT_MAX_SIDE) -> tuple[int, int]:
+    """The size key frames are kept at for the detector: native, long side at most max_side."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
-    def __init__(self, fps: float, size: tuple[int, int]) -> None:
+
+class _Resampler:
+    """Streams decoded frames onto the grid k / fps, converting only the frames picked.
+
+    With `keep` = (size, rate), the grid points of key frames at `rate` per second are also
+    converted at `size`: the detector then sees the video near its own resolution, not the
+    action model's (a 1280x720 cartoon shrunk to 224x126 showed the person detector "persons"
+    it does not see at 640x360)."""
+
+    def __init__(self, fps: float, size: tuple[int, int],
+                 keep: tuple[tuple[int, int], float] | None = None) -> None:
         self.fps, self.size = fps, size
         self.reformatter = VideoReformatter()
         self.out: list[np.ndarray] = []  # [h,w,3] per grid point
         self.prev: tuple[float, av.VideoFrame] | None = None
         self.prev_rgb: np.ndarray | None = None
         self.last_time = 0.0
+        self.keep = keep
+        self.kept: dict[int, np.ndarray] = {}
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
         return to_rgb(frame, self.size[0], self.size[1], self.reformatter)
+
+    def _append(self, rgb: np.ndarray, frame: av.VideoFrame) -> None:
+        index = len(self.out)
+        self.out.append(rgb)
+        if self.keep is not None:
+            (width, height), rate = self.keep
+            k = round(index * rate / self.fps)  # the key frame nearest this grid point
+            if round(k * self.fps / rate) == index:  # as detection.detect_frames picks them
+                self.kept[index] = to_rgb(frame, width, height, self.reformatter)
 
     def push(self, t: float, frame: av.VideoFrame) -> None:
         """Grid points up to `t` pick `frame` or the previous one, whichever is nearer."""
@@ -168,12 +195,12 @@ class _Resampler:
             later = self.prev is None or (t - target) < (target - self.prev[0]) - _TIE_S
             if later:
                 cur_rgb = cur_rgb if cur_rgb is not None else self._rgb(frame)
-                self.out.append(cur_rgb)
+                self._append(cur_rgb, frame)
             else:
                 assert self.prev is not None
                 if self.prev_rgb is None:
                     self.prev_rgb = self._rgb(self.prev[1])
-                self.out.append(self.prev_rgb)
+                self._append(self.prev_rgb, self.prev[1])
         self.prev, self.prev_rgb, self.last_time = (t, frame), cur_rgb, t
 
     def finish(self) -> np.ndarray:
@@ -182,7 +209,7 @@ class _Resampler:
             return np.empty((0, self.size[1], self.size[0], 3), dtype=np.uint8)
         if (len(self.out) - 1) / self.fps < self.last_time - _GRID_EPS:
             rgb = self.prev_rgb if self.prev_rgb is not None else self._rgb(self.prev[1])
-            self.out.append(rgb)
+            self._append(rgb, self.prev[1])
         return np.stack(self.out)
 
 
@@ -217,10 +244,14 @@ def _decode_into(path: Path, resampler: _Resampler, limits: Limits) -> None:
             resampler.push(t, frame)
 
 
-def decode_video(path: Path, meta: VideoMeta, spec: InputSpec, limits: Limits) -> Decoded:
-    """Decode every frame, resample to spec.fps, resize by spec.resized, pad to min_side."""
+def decode_video(path: Path, meta: VideoMeta, spec: InputSpec, limits: Limits,
+                 detect_rate: float | None = None) -> Decoded:
+    """Decode every frame, resample to spec.fps, resize by spec.resized, pad to min_side;
+    with `detect_rate`, also keep the key frames at that rate for the detector."""
     width, height, scale = spec.resized(meta.width, meta.height)
-    resampler = _Resampler(spec.fps, (width, height))
+    keep = ((detector_size(meta.width, meta.height), detect_rate) if detect_rate is not None
+            else None)
+    resampler = _Resampler(spec.fps, (width, height), keep)
     try:
         _decode_into(path, resampler, limits)
     except av.FFmpegError as err:
@@ -230,7 +261,8 @@ def decode_video(path: Path, meta: VideoMeta, spec: InputSpec, limits: Limits) -
     if len(frames) == 0:
         raise Undecodable("the video stream holds no decodable frame")
     times = np.arange(len(frames), dtype=np.float64) / spec.fps
-    return Decoded(meta, _pad(frames, spec.min_side), times, scale, (width, height))
+    return Decoded(meta, _pad(frames, spec.min_side), times, scale, (width, height),
+                   resampler.kept)
 
 
 def keyframe_times(duration_s: float, rate: float) -> np.ndarray:

@@ -55,7 +55,10 @@ def detect_frames(detector: Detector, decoded: Decoded, times: np.ndarray, fps: 
     index = np.clip(np.rint(np.asarray(times) * fps), 0, len(decoded.frames) - 1).astype(int)
     boxes, scores, objects = [], [], []
     for i in index:
-        found = detector(np.ascontiguousarray(decoded.frames[i, :height, :width]))  # [h,w,3]
+        frame = decoded.detect_frames.get(int(i))  # kept near native size when asked for
+        if frame is None:
+            frame = decoded.frames[i, :height, :width]  # [h,w,3] the action model's size
+        found = detector(np.ascontiguousarray(frame))
         boxes.append(found.person_boxes[:max_persons].astype(np.float32))
         scores.append(found.person_scores[:max_persons].astype(np.float32))
         objects.append(found.object_boxes[:max_objects].astype(np.float32))

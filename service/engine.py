@@ -98,7 +98,7 @@ class Engine:
         try:
             meta = await timed(timings, "decode", self._probe(video))
             frames = self._keyframes(meta, params.boxes)
-            decoded = await timed(timings, "decode", self._decode(video, meta))
+            decoded = await timed(timings, "decode", self._decode(video, meta, frames.detect))
             if frames.detect:  # key frames over what was decoded, not what was declared
                 times = keyframe_times(self._decoded_duration(decoded), self.keyframe_rate)
                 frames = await timed(timings, "detect", self._detect(decoded, times))
@@ -155,7 +155,7 @@ class Engine:
         wanted = sorted({w for s in seconds for w in window_seconds(self.cfg, s, lookahead)
                          if w >= 0} - set(seconds))
         decoded, (stored, tracker) = await asyncio.gather(
-            timed(timings, "decode", self._decode(video, meta)),
+            timed(timings, "decode", self._decode(video, meta, frames.detect)),
             timed(timings, "memory_read", self._read(session, wanted, degraded)))
         degraded = degraded or stored is None
         if frames.detect:
@@ -273,8 +273,12 @@ class Engine:
     async def _probe(self, video: Path) -> VideoMeta:
         return await anyio.to_thread.run_sync(probe_video, video, self.limits)
 
-    async def _decode(self, video: Path, meta: VideoMeta) -> Decoded:
-        return await anyio.to_thread.run_sync(decode_video, video, meta, self.spec, self.limits)
+    async def _decode(self, video: Path, meta: VideoMeta, detect: bool) -> Decoded:
+        """Frames for the action model; with `detect`, also the key frames the detector
+        will see, kept near native size."""
+        rate = self.keyframe_rate if detect else None
+        return await anyio.to_thread.run_sync(decode_video, video, meta, self.spec, self.limits,
+                                              rate)
 
     def _decoded_duration(self, decoded: Decoded) -> float:
         return len(decoded.times) / self.spec.fps

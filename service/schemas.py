@@ -117,11 +117,26 @@ class LabelInfo(BaseModel):
     evaluated: bool
 
 
+class DetectorInfo(BaseModel):
+    name: str
+    trained_on: str
+    classes: dict[int, str]
+    person_class_id: int
+    score_threshold: float
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
     runtime: str
     device: str
+    trained_on: str
+    label_set: str
+    real_footage: bool = Field(description="false: synthetic video only; its actions mean "
+                               "nothing on real footage")
+    detector: str | None = Field(description="the detector in use (AIA_DETECTOR or the "
+                                 "artifact's default)")
+    detectors: list[DetectorInfo] = Field(description="every detector the artifact carries")
     dtype: str
     labels: list[LabelInfo]
     input: dict[str, Any]

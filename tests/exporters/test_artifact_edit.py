@@ -1,0 +1,158 @@
+"""`aia artifact`: detectors added to an exported artifact (the real person detector, a
+torchvision COCO detector whose objects reach the O blocks), the dataset recorded, and a
+failed edit leaving the artifact as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from prometheus_client import CollectorRegistry
+
+import exporters.torchvision_detector as tvd
+from exporters.artifact import MANIFEST, ArtifactError, load_artifact, sha256
+from exporters.artifact_edit import add_detector, set_dataset
+from exporters.detector_runtime import DetectorRunner
+from exporters.graphs import ExportError
+from model.cli import main
+from service.app import build_engine, load_detector, model_ref
+from service.batcher import Batcher
+from service.metrics import Metrics
+from service.params import detect_params
+from service.runtime import load_runtime
+from service.settings import Device, RuntimeKind, Settings
+from service.store import LocalStore
+from tests.exporters.test_torchvision_detector import _calibrated
+from tests.real_footage import video_path
+from tests.service.clips import write_clip
+
+COCO_FILE = "ssdlite320_mobilenet_v3_large_coco-a79551df.pth"
+COCO_NAME = "coco-ssdlite320_mobilenet_v3_large"
+
+
+@pytest.fixture(scope="module")
+def edited(random_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The random test artifact with the real person detector and a COCO detector added
+    through the command line, then its dataset recorded."""
+    folder = tmp_path_factory.mktemp("edited")
+    torch.manual_seed(3)
+    weights = folder / COCO_FILE
+    torch.save(_calibrated(tvd.build_model("ssdlite320_mobilenet_v3_large")).state_dict(),
+               weights)
+    out = folder / "artifact"
+    shutil.copytree(random_artifact, out)
+    assert main(["artifact", "add-detector", str(out), "ssdlite-person"]) == 0
+    assert main(["artifact", "add-detector", str(out), str(weights), "--score-threshold",
+                 "0.05", "--default"]) == 0
+    assert main(["artifact", "set-dataset", str(out), "--name", "ava-v2.2", "--label-set",
+                 "ava-v2.2-80", "--real-footage"]) == 0
+    return out
+
+
+def test_the_artifact_lists_its_detectors(edited: Path) -> None:
+    artifact = load_artifact(edited)
+    assert sorted(artifact.detectors) == [COCO_NAME, "ssdlite-person"]
+    assert artifact.default_detector == COCO_NAME
+    coco = artifact.detectors[COCO_NAME]
+    assert coco.classes[1] == "person"
+    assert len(coco.classes) == 80
+    assert coco.trained_on.startswith("COCO")
+    assert artifact.detectors["ssdlite-person"].classes == {1: "person"}
+    assert artifact.dataset.name == "ava-v2.2"
+    assert artifact.dataset.real_footage
+    edits = artifact.manifest["edits"]
+    assert [e["command"][2] for e in edits] == ["add-detector", "add-detector", "set-dataset"]
+    assert artifact.manifest["edits"][1]["command"][-2:] == ["0.05", "--default"]
+
+
+def test_choosing_a_detector_by_name(edited: Path) -> None:
+    artifact = load_artifact(edited)
+    assert artifact.choose_detector(None) is artifact.detectors[COCO_NAME]
+    assert artifact.choose_detector("ssdlite-person").name == "ssdlite-person"
+    with pytest.raises(ArtifactError, match=r"no detector 'yolo'.*coco-ssdlite320"):
+        artifact.choose_detector("yolo")
+
+
+def test_a_failed_edit_changes_nothing(edited: Path) -> None:
+    before = sha256(edited / MANIFEST)
+    files = sorted(p.name for p in edited.iterdir())
+    with pytest.raises(ExportError, match="already has a detector 'ssdlite-person'"):
+        add_detector(edited, "ssdlite-person")
+    with pytest.raises(ExportError, match="no such file"):
+        add_detector(edited, "missing.pth")
+    with pytest.raises(ExportError, match="detector name"):
+        add_detector(edited, "Bad Name!=ssdlite-person")
+    assert sha256(edited / MANIFEST) == before
+    assert sorted(p.name for p in edited.iterdir()) == files
+    assert not list(edited.parent.glob(".artifact.*"))  # no temp copy left behind
+
+
+def test_a_broken_artifact_is_not_edited(edited: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(edited, copy)
+    (copy / "head.onnx").write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match=r"head\.onnx"):
+        set_dataset(copy, "x", "y", True)
+
+
+def test_an_old_single_detector_section_reads_as_synthetic(edited: Path, tmp_path: Path
+                                                           ) -> None:
+    copy = tmp_path / "old"
+    shutil.copytree(edited, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["detector"] = manifest.pop("detectors")["ssdlite-person"]
+    manifest.pop("default_detector")
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    artifact = load_artifact(copy)
+    assert list(artifact.detectors) == ["synthetic"]
+    assert artifact.detector is artifact.detectors["synthetic"]
+
+
+def test_coco_objects_reach_the_engine(edited: Path, tmp_path: Path) -> None:
+    """A COCO detector finds persons and objects; served, its objects fill the O slots."""
+    artifact = load_artifact(edited, ("onnx",))
+    spec = artifact.choose_detector(COCO_NAME)
+    assert spec is not None
+    found = DetectorRunner(spec)(_frame())
+    assert len(found.object_boxes) > 0
+    assert set(found.object_classes.tolist()) <= set(spec.classes) - {1}
+    settings = Settings(runtime=RuntimeKind.onnx, device=Device.cpu, detector=COCO_NAME)
+    runtime = load_runtime(artifact, settings.runtime, settings.device)
+    batcher = Batcher(runtime, 8, max_wait_ms=2, queue_size=16)
+    engine = build_engine(settings, artifact, model_ref(artifact, "onnx", "cpu", COCO_NAME),
+                          runtime, batcher, LocalStore("v", 60, 600, 10),
+                          Metrics(CollectorRegistry()), load_detector(artifact, "cpu", COCO_NAME))
+    seen: list[int] = []
+    original = engine._features
+
+    async def spy(decoded, frames, timings):
+        seen.extend(len(objects) for objects in frames.objects)
+        return await original(decoded, frames, timings)
+
+    engine._features = spy  # type: ignore[method-assign]
+    params = detect_params({"min_score": "0"}, artifact.labels, settings.max_persons)
+
+    async def run() -> dict[str, object]:
+        try:
+            return json.loads((await engine.detect(write_clip(tmp_path), params, "v")).body)
+        finally:
+            await batcher.close()
+
+    body = asyncio.run(run())
+    assert body["model"]["detector"] == COCO_NAME  # type: ignore[index]
+    assert body["persons_from"] == "detector"
+    assert sum(seen) > 0, "the detector's objects go to graph 1 and the O blocks"
+
+
+def _frame() -> object:
+    import av
+
+    with av.open(str(video_path("bikes.mp4"))) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == 125:
+                return frame.to_ndarray(format="rgb24")
+    raise AssertionError("bikes.mp4 has a frame 125")
