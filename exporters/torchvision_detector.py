@@ -14,7 +14,6 @@ exporters/detector.py, then checked against eager with ONNX Runtime.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from torch import Tensor, nn
 from torchvision.models._meta import _COCO_CATEGORIES
 
 from exporters.artifact import DETECTOR_CONTRACT, file_record, onnx_session
-from exporters.detector import parity_frames, write_onnx
+from exporters.detector import parity_frames, write_checked
 from exporters.graphs import ExportError
 from model.detector.network import FrameDetector
 
@@ -270,20 +269,10 @@ def export_torchvision_detector(weights: str | Path, folder: str | Path, file_na
     settings = configure(model, score_threshold, min_size, max_size, max_detections)
     module = CocoFrameDetector(model).eval()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / file_name
-    started = time.perf_counter()
-    try:
-        write_onnx(module, path)  # type: ignore[arg-type]  # any FrameDetector
-    except Exception as err:  # the TorchScript exporter raises many kinds
-        path.unlink(missing_ok=True)
-        raise ExportError(f"{path}: ONNX export of {builder} failed: {err}") from err
-    seconds = time.perf_counter() - started
-    report = check_parity(module, path, parity_frames())
-    if not report["passed"]:
-        path.unlink(missing_ok=True)
-        raise ExportError(f"{path}: {builder} parity failed: " + "; ".join(report["failures"]))
+    seconds, report = write_checked(module, folder / file_name, parity_frames(), check_parity)
     return {
-        "file": file_name, "contract": DETECTOR_CONTRACT, "classes": coco_classes(),
+        "file": file_name, "contract": DETECTOR_CONTRACT, "trained_on": TRAINED_ON,
+        "classes": coco_classes(),
         "person_class_id": PERSON_CLASS_ID, "score_threshold": score_threshold, **settings,
         "parity": report, "export_seconds": round(seconds, 2),
         "source": {"kind": "torchvision", "builder": builder, "file": weights.name,

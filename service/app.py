@@ -62,9 +62,11 @@ def model_version(artifact: Artifact) -> str:
     return f"{artifact.root.name}-{sha256(artifact.root / MANIFEST)[:12]}"
 
 
-def load_detector(artifact: Artifact, device: str, name: str | None = None) -> Detector | None:
+def load_detector(artifact: Artifact, device: str, name: str | None = None,
+                  min_score: float | None = None) -> Detector | None:
     """The artifact's detector called `name` (None: its default) that finds persons and
-    objects when a request has no boxes; None when the artifact has none."""
+    objects when a request has no boxes, keeping scores >= min_score (None: the graph's
+    threshold); None when the artifact has none."""
     spec = artifact.choose_detector(name)
     if spec is None:
         return None
@@ -72,7 +74,8 @@ def load_detector(artifact: Artifact, device: str, name: str | None = None) -> D
 
     providers = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
                  else ("CPUExecutionProvider",))
-    return DetectorRunner(spec, providers)
+    floor = spec.score_threshold if min_score is None else max(min_score, spec.score_threshold)
+    return DetectorRunner(spec, providers, min_score=floor)
 
 
 def model_ref(artifact: Artifact, runtime: str, device: str,
@@ -167,7 +170,7 @@ class Service:
             runtime = await anyio.to_thread.run_sync(load_runtime, artifact, s.runtime, s.device)
             await anyio.to_thread.run_sync(warm_up, runtime, artifact.input)
             detector = await anyio.to_thread.run_sync(load_detector, artifact, runtime.device,
-                                                      s.detector)
+                                                      s.detector, s.detector_min_score)
         except Exception as err:  # the process cannot serve: say why and stop
             self.failed = f"{type(err).__name__}: {err}"
             log.exception("model load failed; stopping")

@@ -146,7 +146,8 @@ def build(settings: Settings, progress: Progress, artifact: Artifact | None = No
     batcher = ProgressBatcher(runtime, settings.max_batch, settings.max_wait_ms,
                               settings.queue_size)
     batcher.progress = progress
-    detector = load_detector(artifact, runtime.device, settings.detector)
+    detector = load_detector(artifact, runtime.device, settings.detector,
+                             settings.detector_min_score)
     if detector is not None:
         detector = counting_detector(detector, lambda: progress.tick("detect"))
     store = LocalStore(version, settings.session_ttl_s, settings.session_max_seconds,
@@ -191,7 +192,8 @@ def _summary(response: DetectResponse, seconds: float, frames: int) -> str:
 def describe_model(artifact: Artifact, detector: str | None) -> str:
     """What answers: the action model, what it was trained on, the person detector."""
     data, chosen = artifact.dataset, artifact.choose_detector(detector)
-    persons = (f"persons from detector {chosen.name!r} ({chosen.trained_on})" if chosen
+    persons = (f"persons from detector {chosen.name!r} (trained on {chosen.trained_on})"
+               if chosen
                else "persons from --boxes only (the artifact has no detector)")
     lines = [f"model {artifact.root.name}: actions trained on {data.name} ({data.label_set}); "
              f"{persons}"]

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # where and what
     model_dir: Path = DEFAULT_MODEL
     detector: str | None = None  # which of the artifact's detectors; None: its default
+    # keep detections at or above this score (None: the graph's own threshold, which is the
+    # floor: the graph never returns less)
+    detector_min_score: float | None = Field(None, ge=0, le=1)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     runtime: RuntimeKind = RuntimeKind.onnx

@@ -15,7 +15,7 @@ from exporters.artifact import DETECTOR_CONTRACT, MANIFEST, ArtifactError, load_
 from exporters.detector import export_detector, parity_frames
 from exporters.detector_runtime import DetectorRunner, user_detector
 from exporters.export import ExportOptions, export_artifact
-from exporters.graphs import Format
+from exporters.graphs import ExportError, Format
 from model.detector.checkpoint import save_detector
 from model.detector.config import DetectorConfig
 from model.detector.network import build_detector
@@ -106,3 +106,26 @@ def test_runner_gives_normalised_boxes_split_by_class(artifact: Path) -> None:
         runner(frame.astype(np.float32))
     mine = user_detector(spec.path, {1: "person", 2: "box", 3: "ball"}, person_class_id=1)
     assert len(DetectorRunner(mine)(frame).person_boxes) == len(found.person_boxes)
+
+
+def test_export_names_its_detectors(checkpoint: Path, detector_ckpt: Path,
+                                    tmp_path: Path) -> None:
+    """`aia export --detector NAME=SOURCE ... --default-detector NAME`."""
+    out = tmp_path / "named"
+    options = ExportOptions(formats=(Format.TORCHSCRIPT,), detectors=(
+        f"mine={detector_ckpt}", f"other={detector_ckpt}"), default_detector="other")
+    export_artifact(checkpoint, out, options)
+    artifact = load_artifact(out)
+    assert sorted(artifact.detectors) == ["mine", "other"]
+    assert artifact.default_detector == "other"
+    assert artifact.detectors["mine"].path == out / "detector-mine.onnx"
+    twice = ExportOptions(formats=(Format.TORCHSCRIPT,),
+                          detectors=(str(detector_ckpt), str(detector_ckpt)))
+    with pytest.raises(ExportError, match="named alike"):
+        export_artifact(checkpoint, tmp_path / "twice", twice)
+    wrong = ExportOptions(formats=(Format.TORCHSCRIPT,), detectors=(str(detector_ckpt),),
+                          default_detector="nope")
+    with pytest.raises(ExportError, match="'nope' is not among"):
+        export_artifact(checkpoint, tmp_path / "wrong", wrong)
+    assert not (tmp_path / "twice").exists()
+    assert not (tmp_path / "wrong").exists()

@@ -189,7 +189,10 @@ def test_training_checkpoints_and_data_parallel_prefixes_are_unwrapped() -> None
 
 def test_a_failed_parity_check_deletes_the_file(published: dict[str, Path], tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tvd, "write_onnx", lambda module, path: path.write_bytes(b"graph"))
+    import exporters.detector
+
+    monkeypatch.setattr(exporters.detector, "write_onnx",
+                        lambda module, path: path.write_bytes(b"graph"))
     monkeypatch.setattr(tvd, "check_parity", lambda *args: {
         "passed": False, "failures": ["frame 0: 3 detections vs eager 4"]})
     with pytest.raises(ExportError, match="parity failed: frame 0"):

@@ -184,3 +184,27 @@ def test_windows_equal_training_windows_other_rates(tmp_path, codec, suffix, sou
     for k, second in enumerate(seconds):
         trained = read_window(path, second, WindowSpec(16, 25.0, 40, 80))
         np.testing.assert_array_equal(served[k], trained)
+
+
+def test_detector_key_frames_are_kept_near_native_size(h264_video):
+    """With a detection rate the key frames (k / rate, as detect_frames picks them) are also
+    kept at the native size (long side capped), not the action model's 40 px."""
+    spec = make_spec(fps=10.0, short_side=40, max_long_side=80)
+    meta = probe_video(h264_video, LIMITS)
+    decoded = decode_video(h264_video, meta, spec, LIMITS, detect_rate=2.0)
+    assert decoded.frames.shape[1:3] == (40, 53)  # [T,h,w,3] the model's size, padded
+    assert len(decoded.frames) == 31  # 0.0 .. 3.0 s at 10 fps
+    assert sorted(decoded.detect_frames) == [0, 5, 10, 15, 20, 25, 30]  # every 0.5 s
+    for index, frame in decoded.detect_frames.items():
+        assert frame.shape == (48, 64, 3)  # native: under the cap
+        model = decoded.frames[index, :40, :53].astype(np.float32)
+        assert abs(frame.astype(np.float32).mean() - model.mean()) < 8  # same picture
+    assert decode_video(h264_video, meta, spec, LIMITS).detect_frames == {}
+
+
+def test_detector_size_caps_the_long_side():
+    from service.decode import DETECT_MAX_SIDE, detector_size
+
+    assert detector_size(1280, 720) == (DETECT_MAX_SIDE, 360)
+    assert detector_size(176, 144) == (176, 144)
+    assert detector_size(300, 2000) == (96, DETECT_MAX_SIDE)

@@ -140,3 +140,22 @@ def server_model() -> Path:
     from service.settings import DEFAULT_MODEL
 
     return DEFAULT_MODEL
+
+
+def test_detector_min_score_only_raises_the_graphs_threshold() -> None:
+    import av
+
+    from exporters.artifact import load_artifact
+    from service.app import load_detector
+
+    artifact = load_artifact(server_model())
+    with av.open(str(video_path("carphone_pristine.mp4"))) as container:
+        frame = next(f for i, f in enumerate(container.decode(video=0)) if i == 60)
+    image = frame.to_ndarray(format="rgb24")
+    loose = load_detector(artifact, "cpu", None, 0.1)
+    strict = load_detector(artifact, "cpu", None, 0.999)
+    assert loose is not None
+    assert strict is not None
+    assert loose.min_score == 0.5  # type: ignore[attr-defined]  # the graph's floor
+    assert len(loose(image).person_boxes) == 1  # the man in the car, about 0.94
+    assert len(strict(image).person_boxes) == 0

@@ -1,0 +1,32 @@
+"""What a manifest says the action model was trained on, from its label table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from exporters.dataset_info import describe_dataset
+from model.labels import ava_labels
+from model.synth.classes import CLASSES
+
+
+def test_ava_labels_are_ava() -> None:
+    rows = [[lb.id, lb.name, lb.group, lb.evaluated] for lb in ava_labels()]
+    assert describe_dataset(rows) == {"name": "ava-v2.2", "label_set": "ava-v2.2-80",
+                                      "real_footage": True}
+
+
+def test_synthetic_labels_carry_the_generator_version(tmp_path: Path) -> None:
+    rows = [{"id": c.id, "name": c.name} for c in CLASSES]
+    (tmp_path / "dataset.json").write_text(json.dumps({"synth": {"version": 2}}))
+    assert describe_dataset(rows, str(tmp_path)) == {
+        "name": "synthetic-interactions-v2", "label_set": f"synthetic-{len(CLASSES)}",
+        "real_footage": False}
+    unknown = describe_dataset(rows, str(tmp_path / "gone"))  # the data is not there any more
+    assert unknown["name"] == "synthetic-interactions"
+    assert unknown["real_footage"] is False
+
+
+def test_other_labels_are_a_custom_dataset() -> None:
+    assert describe_dataset([[1, "dance", "pose", True]]) == {
+        "name": "custom", "label_set": "custom-1", "real_footage": True}
