@@ -157,10 +157,14 @@ class Dataset:
     real_footage: bool  # False: its actions mean nothing on real video
 
     @classmethod
-    def from_training(cls, training: Mapping[str, Any], where: Path) -> Dataset:
+    def from_training(cls, training: Mapping[str, Any], labels: Any, where: Path) -> Dataset:
+        """The manifest's `training.dataset`; artifacts exported before it was recorded get
+        it from their label table (exporters.dataset_info, the rule export applies)."""
         entry = training.get("dataset")
         if entry is None:
-            return cls("unknown", "unknown", False)
+            from exporters.dataset_info import describe_dataset
+
+            entry = describe_dataset(labels)
         try:
             return cls(str(entry["name"]), str(entry["label_set"]), bool(entry["real_footage"]))
         except (KeyError, TypeError) as err:
@@ -181,7 +185,7 @@ class Artifact:
     manifest: Mapping[str, Any]
     detectors: Mapping[str, DetectorSpec] = field(default_factory=dict)  # by name
     default_detector: str | None = None  # the one used unless a setting chooses another
-    dataset: Dataset = Dataset("unknown", "unknown", False)
+    dataset: Dataset = Dataset("custom", "custom", True)
 
     @property
     def detector(self) -> DetectorSpec | None:
@@ -315,7 +319,7 @@ def load_artifact(root: str | Path, formats: Iterable[str] = ()) -> Artifact:
                  for name, entry in sections.items()}
     return Artifact(root, config, labels, spec, data["dtype"], graphs, data["training"],
                     data["parity"], data, detectors, default,
-                    Dataset.from_training(data["training"], where))
+                    Dataset.from_training(data["training"], data["labels"], where))
 
 
 def onnx_session(path: Path, providers: Iterable[str] = ("CPUExecutionProvider",)) -> Any:

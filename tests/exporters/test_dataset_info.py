@@ -30,3 +30,19 @@ def test_synthetic_labels_carry_the_generator_version(tmp_path: Path) -> None:
 def test_other_labels_are_a_custom_dataset() -> None:
     assert describe_dataset([[1, "dance", "pose", True]]) == {
         "name": "custom", "label_set": "custom-1", "real_footage": True}
+
+
+def test_an_artifact_without_a_recorded_dataset_gets_it_from_its_labels(
+        ts_artifact: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from exporters.artifact import MANIFEST, load_artifact
+
+    copy = tmp_path / "old"
+    shutil.copytree(ts_artifact, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["training"].pop("dataset", None)
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    dataset = load_artifact(copy).dataset
+    assert dataset.name == "ava-v2.2"  # the test checkpoints carry AVA's 80 labels
+    assert dataset.real_footage
