@@ -97,12 +97,14 @@ def make_stage(
 class Lateral(nn.Module):
     """Fast -> slow fusion: time-strided conv, then concatenated to the slow features."""
 
-    def __init__(self, c_fast: int, ratio: int, kernel_t: int, alpha: int) -> None:
+    def __init__(self, c_fast: int, ratio: int, kernel_t: int, alpha: int,
+                 norm: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv3d(c_fast, c_fast * ratio, (kernel_t, 1, 1), (alpha, 1, 1),
-                              (kernel_t // 2, 0, 0), bias=False)
-        self.norm = FrozenBatchNorm3d(c_fast * ratio)
-        self.relu = nn.ReLU(inplace=True)
+                              (kernel_t // 2, 0, 0), bias=not norm)
+        # AlphAction's laterals are a plain conv with bias: no norm, no ReLU
+        self.norm: nn.Module = FrozenBatchNorm3d(c_fast * ratio) if norm else nn.Identity()
+        self.relu: nn.Module = nn.ReLU(inplace=True) if norm else nn.Identity()
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
         # fast [B,Cf,Tf,H,W] -> [B,ratio*Cf,Ts,H,W]; slow [B,Cs,Ts,H,W] -> [B,Cs+ratio*Cf,Ts,H,W]
@@ -124,7 +126,8 @@ class SlowFast(nn.Module):
         self.fast_stages = nn.ModuleList()
         slow_in, fast_in = w, wf
         for i in range(4):
-            self.laterals.append(Lateral(fast_in, ratio, cfg.lateral_kernel, alpha))
+            self.laterals.append(Lateral(fast_in, ratio, cfg.lateral_kernel, alpha,
+                                         cfg.lateral_norm))
             inner, inner_f = w * 2**i, wf * 2**i
             stride = 1 if i in (0, 3) else 2
             dilation = cfg.res5_dilation if i == 3 else 1

@@ -105,6 +105,9 @@ class BackboneConfig:
     slow_kernel_t: tuple[int, int, int, int] = (1, 1, 3, 3)  # res2..res5 temporal kernels
     fast_kernel_t: tuple[int, int, int, int] = (3, 3, 3, 3)
     res5_dilation: int = 2  # res5 spatial stride 1, dilation 2: output stride 16
+    # lateral conv followed by BatchNorm + ReLU (PySlowFast); False: a conv with bias and
+    # nothing after it (AlphAction, the AIA reference's published weights)
+    lateral_norm: bool = True
     zero_init_residual: bool = True  # last norm of each residual branch starts at 0
 
     def __post_init__(self) -> None:
@@ -185,7 +188,15 @@ class IAConfig:
     persons_per_second: int = 5  # memory slots per second
     memory_before: int = 30  # seconds of memory before the key frame
     memory_after: int = 30
-    use_masks: bool = True  # off: padded slots take part in the softmax, as the reference
+    # off: the reference's fixed zero-padded slots take part in the softmax (max_persons
+    # zero keys per clip, max_objects and persons_per_second per memory second zero features)
+    use_masks: bool = True
+    # P blocks after the first of their chain attend over the block's input of every person
+    # of the clip, not the reduced person features (the reference: `person_key = query`)
+    person_keys_from_input: bool = False
+    # M blocks add the per-second position vectors to the projected keys and values (the
+    # reference) rather than to the block's key/value input
+    positions_after_projection: bool = False
     dropout: float = 0.2
 
     def __post_init__(self) -> None:

@@ -86,6 +86,11 @@ class AIAHead(nn.Module):
             mask = object_mask & (slot < self.cfg.max_objects).unsqueeze(0)  # [B,O]
             feats = self.ia.reduce(self.ia.object_reduce, object_feats)  # [B,O,C]
             out["O"] = self.group_context(feats, mask, person_batch, None)
+            if not self.cfg.use_masks:  # reference: zero objects up to max_objects
+                assert self.ia.object_reduce is not None
+                count = mask.sum(dim=1, keepdim=True)  # [B,1]
+                out["O"] = self.padded(out["O"], self.cfg.max_objects - count, person_batch,
+                                       self.ia.object_reduce.bias.unsqueeze(0), None)
         if self.cfg.uses(Block.MEMORY):
             out["M"] = self.memory_context(person_feats, person_batch, memory, memory_mask,
                                            memory_seconds, object_feats.shape[0])
@@ -98,12 +103,13 @@ class AIAHead(nn.Module):
         kept = rank_in_clip(person_batch) < self.cfg.max_persons  # [N] first slots of a clip
         eye = torch.eye(person_feats.shape[0], dtype=torch.bool, device=person_feats.device)
         mask = same & (kept.unsqueeze(0) | eye)  # the target always sees itself
-        pad_logit = None
-        if not self.cfg.use_masks:  # reference: the clip is zero-padded to max_persons slots
-            pads = (self.cfg.max_persons - mask.sum(dim=1)).clamp(min=0).to(keys.dtype)
-            pad_logit = torch.log(pads)  # log(0) = -inf: no padding left
-        return Context(keys.unsqueeze(0), mask, torch.zeros_like(person_batch), None,
-                       pad_logit, True)
+        ctx = Context(keys.unsqueeze(0), mask, torch.zeros_like(person_batch), None, None, True)
+        if self.cfg.use_masks:
+            return ctx
+        # reference: the clip's person keys are zero-padded to max_persons after reduction
+        pads = (self.cfg.max_persons - mask.sum(dim=1, keepdim=True)).clamp(min=0)  # [N,1]
+        return ctx._replace(pad_logit=torch.log(pads.to(keys.dtype)),
+                            pad_in=keys.new_zeros(1, keys.shape[1]))
 
     def memory_context(
         self,
@@ -127,7 +133,26 @@ class AIAHead(nn.Module):
         mask = torch.cat([neighbours, current_mask], dim=1) & in_window  # [B,M+k]
         positions = (seconds + self.cfg.memory_before).clamp(0, self.cfg.memory_seconds - 1)
         reduced = self.ia.reduce(self.ia.memory_reduce, feats)  # [B,M+k,C], once per clip
-        return self.group_context(reduced, mask, person_batch, positions)
+        ctx = self.group_context(reduced, mask, person_batch, positions)
+        if self.cfg.use_masks:
+            return ctx
+        # reference: every second of the window holds persons_per_second slots, zero
+        # features where nobody is: per second, the count of those
+        assert self.ia.memory_reduce is not None
+        seconds_range = torch.arange(self.cfg.memory_seconds, device=feats.device)
+        per_second = (positions.unsqueeze(-1) == seconds_range) & mask.unsqueeze(-1)
+        count = per_second.sum(dim=1)  # [B,W] valid slots per window second
+        bias = self.ia.memory_reduce.bias.unsqueeze(0).expand(self.cfg.memory_seconds, -1)
+        return self.padded(ctx, k - count, person_batch, bias, seconds_range)
+
+    def padded(self, ctx: Context, pads: torch.Tensor, person_batch: torch.Tensor,
+               pad_in: torch.Tensor, pad_positions: torch.Tensor | None) -> Context:
+        """Add the reference's zero-padded slots: pads [B,P] of each pad group per clip,
+        pad_in [P,C] = the reduction of a zero feature (its bias; dropout as for real slots)."""
+        assert self.ia is not None
+        count = pads.clamp(min=0).to(pad_in.dtype)[person_batch]  # [N,P]
+        return ctx._replace(pad_logit=torch.log(count), pad_in=self.ia.reduce_dropout(pad_in),
+                            pad_positions=pad_positions)
 
     def group_context(
         self,
@@ -137,9 +162,4 @@ class AIAHead(nn.Module):
         positions: torch.Tensor | None,
     ) -> Context:
         """feats [B,S,C] + mask [B,S] shared by the clip's persons -> per-person Context."""
-        if self.cfg.use_masks:
-            return Context(feats, mask[person_batch], person_batch, positions, None, False)
-        # reference: padded slots take part in the softmax as zero vectors
-        feats = feats * mask.unsqueeze(-1).to(feats.dtype)
-        everything = torch.ones_like(mask[person_batch])
-        return Context(feats, everything, person_batch, positions, None, False)
+        return Context(feats, mask[person_batch], person_batch, positions, None, False)

@@ -23,9 +23,11 @@ DENSE_INIT = -5 * math.log(10)  # softmax mix logits start at -11.51 (0 for the 
 class Context(NamedTuple):
     """Key/value input of one block type.
 
-    feats [G,S,C] reduced slot features (zeros where padded); mask [N,S] slots each person may
-    attend to; index [N] group of each person; positions [G,S] memory second index (M only);
-    pad_logit [N] log-count of reference-style zero padding slots (P with masks off) or None.
+    feats [G,S,C] reduced slot features; mask [N,S] slots each person may attend to; index [N]
+    group of each person; positions [G,S] memory second index (M only). With masks off, the
+    reference's zero-padded slots: pad_in [P,C] the reduced feature of a padded slot in each
+    of P pad groups, pad_positions [P] their memory second (M only), pad_logit [N,P] the
+    log-count of each group's slots (-inf: none); identical slots share one softmax term.
     `shared` means G == 1 and every person reads the same slots (P blocks): no gather needed.
     """
 
@@ -35,6 +37,8 @@ class Context(NamedTuple):
     positions: torch.Tensor | None
     pad_logit: torch.Tensor | None
     shared: bool
+    pad_in: torch.Tensor | None = None
+    pad_positions: torch.Tensor | None = None
 
 
 def _linear(d_in: int, d_out: int, std: float = INIT_STD) -> nn.Linear:
@@ -48,9 +52,11 @@ class InteractionBlock(nn.Module):
     """Attention -> LayerNorm (no affine) -> ReLU -> zero-init projection -> dropout -> residual."""
 
     def __init__(
-        self, dim_in: int, dim_out: int, dim_inner: int, dropout: float, positions: int = 0
+        self, dim_in: int, dim_out: int, dim_inner: int, dropout: float, positions: int = 0,
+        positions_after_projection: bool = False,
     ) -> None:
         super().__init__()
+        self.after = positions_after_projection
         self.scale = dim_inner**-0.5
         self.query = _linear(dim_in, dim_inner)
         self.key = _linear(dim_inner, dim_inner)
@@ -67,13 +73,20 @@ class InteractionBlock(nn.Module):
             self.pos_key = nn.Parameter(torch.zeros(positions, dim_inner))
             self.pos_value = nn.Parameter(torch.zeros(positions, dim_inner))
 
+    def keys_values(self, feats: torch.Tensor, positions: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected keys and values of slot features [...,C], with the memory second's
+        position vectors added before or after the projection."""
+        if self.pos_key is None or self.pos_value is None or positions is None:
+            return self.key(feats), self.value(feats)
+        pos_k, pos_v = self.pos_key[positions], self.pos_value[positions]
+        if self.after:
+            return self.key(feats) + pos_k, self.value(feats) + pos_v
+        return self.key(feats + pos_k), self.value(feats + pos_v)
+
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         """x [N,dim_in] -> [N,dim_out]."""
-        k_in = v_in = ctx.feats  # [G,S,C]
-        if self.pos_key is not None and self.pos_value is not None and ctx.positions is not None:
-            k_in = k_in + self.pos_key[ctx.positions]
-            v_in = v_in + self.pos_value[ctx.positions]
-        k, v = self.key(k_in), self.value(v_in)  # [G,S,C], once per clip
+        k, v = self.keys_values(ctx.feats, ctx.positions)  # [G,S,C], once per clip
         q = self.query(x)  # [N,C]
         if ctx.shared:
             scores = q @ k[0].transpose(0, 1)  # [N,S]
@@ -81,20 +94,23 @@ class InteractionBlock(nn.Module):
             # batched matmul, not einsum: ONNX Runtime's Einsum dies on N = 0 persons
             scores = (k[ctx.index] @ q.unsqueeze(-1)).squeeze(-1)  # [N,S,C]@[N,C,1] -> [N,S]
         scores = (scores * self.scale).masked_fill(~ctx.mask, torch.finfo(scores.dtype).min)
-        if ctx.pad_logit is not None:  # reference zero padding: key/value = projection biases
-            pad = (q @ self.key.bias) * self.scale + ctx.pad_logit  # [N]
-            scores = torch.cat([scores, pad.unsqueeze(1)], dim=1)  # [N,S+1]
+        groups = 0
+        if ctx.pad_logit is not None and ctx.pad_in is not None:  # the reference's padding
+            pad_k, pad_v = self.keys_values(ctx.pad_in, ctx.pad_positions)  # [P,C]
+            groups = pad_k.shape[0]
+            pad = (q @ pad_k.transpose(0, 1)) * self.scale + ctx.pad_logit  # [N,P]
+            scores = torch.cat([scores, pad], dim=1)  # [N,S+P]
         attn = F.softmax(scores, dim=1)
-        if ctx.pad_logit is not None:
-            attn, attn_pad = attn[:, :-1], attn[:, -1:]
+        if groups:
+            attn, attn_pad = attn[:, :-groups], attn[:, -groups:]
         attn = attn * ctx.mask  # an all-masked row attends to nothing
         if ctx.shared:
             mixed = attn @ v[0]  # [N,C]
         else:
             mixed = (attn.unsqueeze(1) @ v[ctx.index]).squeeze(1)  # [N,1,S]@[N,S,C] -> [N,C]
-        if ctx.pad_logit is not None:
-            mixed = mixed + attn_pad * self.value.bias
-            has_slots = torch.ones_like(ctx.pad_logit).unsqueeze(1)
+        if groups:
+            mixed = mixed + attn_pad @ pad_v  # [N,P]@[P,C]
+            has_slots = torch.ones_like(mixed[:, :1])
         else:
             # a count, not any(): ONNX's ReduceMax over an empty axis is not False
             has_slots = (ctx.mask.sum(dim=1, keepdim=True) > 0).to(x.dtype)  # [N,1]
@@ -120,6 +136,7 @@ class InteractionAggregation(nn.Module):
         c = cfg.dim_inner
         self.structure = cfg.structure
         self.kinds = tuple(cfg.blocks)
+        self.keys_from_input = cfg.person_keys_from_input
         self.query_reduce = _linear(dim_feature, c)
         self.person_reduce = _linear(dim_feature, c) if cfg.uses(Block.PERSON) else None
         self.object_reduce = _linear(dim_feature, c) if cfg.uses(Block.OBJECT) else None
@@ -128,7 +145,8 @@ class InteractionAggregation(nn.Module):
         widths = _block_widths(cfg, dim_feature)
         self.blocks = nn.ModuleList(
             InteractionBlock(c, w, c, cfg.dropout,
-                             cfg.memory_seconds if kind is Block.MEMORY else 0)
+                             cfg.memory_seconds if kind is Block.MEMORY else 0,
+                             cfg.positions_after_projection)
             for kind, w in zip(cfg.blocks, widths, strict=True)
         )
         self.dense_mix = nn.ParameterList()
@@ -142,16 +160,26 @@ class InteractionAggregation(nn.Module):
         assert layer is not None
         return self.reduce_dropout(layer(x))
 
+    def context(self, kind: Block, contexts: dict[str, Context], query: torch.Tensor,
+                first: bool) -> Context:
+        """A block's context; with person_keys_from_input, a P block that does not start its
+        chain attends over its own input of every person of the clip (the reference)."""
+        ctx = contexts[kind.value]
+        if kind is Block.PERSON and self.keys_from_input and not first:
+            return ctx._replace(feats=query.unsqueeze(0))  # [1,N,C]
+        return ctx
+
     def forward(self, person: torch.Tensor, contexts: dict[str, Context]) -> torch.Tensor:
         """person [N,D] pre-IA features, contexts by block kind ("P","O","M") -> [N,D]."""
         query = self.reduce(self.query_reduce, person)  # [N,C]
         if self.structure is Structure.PARALLEL:
             total = torch.zeros_like(person)
             for kind in dict.fromkeys(self.kinds):  # one branch per kind, in first-use order
-                h = query
+                h, first = query, True
                 for block, block_kind in zip(self.blocks, self.kinds, strict=True):
                     if block_kind == kind:
-                        h = block(h, contexts[kind.value])
+                        h = block(h, self.context(kind, contexts, h, first))
+                        first = False
                 total = total + h
             return total
         outputs: list[torch.Tensor] = []
@@ -159,7 +187,7 @@ class InteractionAggregation(nn.Module):
             if self.structure is Structure.DENSE and i >= 2:
                 weights = F.softmax(self.dense_mix[i - 2], dim=0)  # [i,C] per-channel mix
                 query = (torch.stack(outputs, dim=0) * weights.unsqueeze(1)).sum(dim=0)
-            query = block(query, contexts[kind.value])
+            query = block(query, self.context(kind, contexts, query, i == 0))
             outputs.append(query)
         return query
 
@@ -171,4 +199,5 @@ def per_person(ctx: Context) -> Context:
         return ctx
     index = torch.arange(ctx.index.shape[0], device=ctx.index.device)
     positions = None if ctx.positions is None else ctx.positions[ctx.index]
-    return Context(ctx.feats[ctx.index], ctx.mask, index, positions, ctx.pad_logit, False)
+    return ctx._replace(feats=ctx.feats[ctx.index], index=index, positions=positions,
+                        shared=False)
