@@ -169,6 +169,8 @@ def provenance(path: Path, state: dict[str, Any],
         "commands": list(records),
         "dataset": describe_dataset(state.get("labels") or [],
                                     (train_cfg.get("data") or {}).get("root")),
+        # a published checkpoint brought in by `aia import`: its file, sha256, mapping version
+        **({"imported": state["imported"]} if state.get("imported") else {}),
     }
 
 

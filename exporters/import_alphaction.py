@@ -76,7 +76,8 @@ def infer_config(state: Mapping[str, Tensor], name_hint: str = "",
         raise ExportError(f"--preset {chosen} does not fit a {depth.upper()} checkpoint")
     ia = replace(cfg.ia, use_masks=False, person_keys_from_input=True,
                  positions_after_projection=True, **_ia_structure(state))
-    return replace(cfg, backbone=replace(cfg.backbone, lateral_norm=False), ia=ia)
+    return replace(cfg, input=replace(cfg.input, centred_sampling=True),
+                   backbone=replace(cfg.backbone, lateral_norm=False), ia=ia)
 
 
 def _ia_structure(state: Mapping[str, Tensor]) -> dict[str, object]:

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "artifact": ("exporters.artifact_edit",
                  "edit an artifact: add a detector (e.g. the real person detector), "
                  "record its dataset"),
+    "import": ("exporters.import_command",
+               "a published checkpoint (AlphAction's AIA models) -> artifact, proven mapping"),
     "train-detector": ("model.detector.train",
                        "train the person + object detector on synthetic key frames"),
     "serve": ("service.cli", "the detection service (FastAPI + uvicorn; AIA_* settings)"),

@@ -54,6 +54,9 @@ class InputConfig:
     max_long_side: int = 464
     mean: tuple[float, float, float] = (122.77, 115.95, 102.98)
     std: tuple[float, float, float] = (57.375, 57.375, 57.375)
+    # pathway frames start at the middle of their stride, (stride - 1) // 2, as the
+    # reference's SlowFastCrop (R50 4x16 slow frames 7, 23, 39, 55); False: at frame 0
+    centred_sampling: bool = False
 
     def __post_init__(self) -> None:
         _check(self.fast_stride >= 1, "input.fast_stride", self.fast_stride, "must be >= 1")

@@ -58,9 +58,37 @@ def read_groups(path: Path) -> dict[int, str]:
     return groups
 
 
+def _as_ava_rows(path: Path, scratch: Path) -> Path:
+    """The service's CSV answers add a 9th column, the tracked person_id, and write key-frame
+    times as decimals ("1.000"): a copy without the one and with whole seconds written as
+    AVA writes them is read (same lines, same line numbers)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    changed = False
+    for row in rows:
+        if len(row) == 9:
+            del row[8]
+            changed = True
+        if len(row) > 1 and "." in row[1]:
+            try:
+                seconds = float(row[1])
+            except ValueError:
+                continue  # left for the reader to report
+            if seconds.is_integer():
+                row[1], changed = str(int(seconds)), True
+    if not changed:
+        return path
+    copy = scratch / path.name
+    with open(copy, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    return copy
+
+
 def _read_predictions(path: Path) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="aia-eval-") as scratch:
+        numbered = read_numbered_rows(_as_ava_rows(path, Path(scratch)), "score")
     rows = []
-    for line, row in read_numbered_rows(path, "score"):
+    for line, row in numbered:
         if row.value is None:
             raise AvaFormatError(f"{path}:{line}: no score; prediction rows need 8 columns "
                                  "video_id,timestamp,x1,y1,x2,y2,action_id,score")

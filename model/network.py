@@ -24,6 +24,10 @@ class FeatureGraph(nn.Module):
         super().__init__()
         self.fast_stride = cfg.input.fast_stride
         self.alpha = cfg.input.alpha
+        slow_stride = cfg.input.fast_stride * cfg.input.alpha
+        centred = cfg.input.centred_sampling
+        self.fast_start = (self.fast_stride - 1) // 2 if centred else 0
+        self.slow_start = (slow_stride - 1) // 2 if centred else 0
         self.backbone: SlowFast = build_slowfast(cfg.backbone, cfg.input.alpha)
         self.roi = RoIFeatures(cfg.roi, cfg.spatial_scale)
         # constants of the config, not weights: kept out of the state dict
@@ -36,8 +40,8 @@ class FeatureGraph(nn.Module):
         """clip uint8 [B,T,H,W,3] -> normalised slow [B,3,T/(fs*alpha),H,W], fast [B,3,T/fs,H,W]."""
         x = clip.permute(0, 4, 1, 2, 3).to(self.mean.dtype)  # [B,3,T,H,W]
         x = (x - self.mean) * self.inv_std
-        fast = x[:, :, :: self.fast_stride]
-        slow = fast[:, :, :: self.alpha]
+        fast = x[:, :, self.fast_start :: self.fast_stride]
+        slow = x[:, :, self.slow_start :: self.fast_stride * self.alpha]
         return slow, fast
 
     def forward(self, clip: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:

@@ -97,7 +97,7 @@ def honesty_warning(artifact: Artifact) -> str | None:
     return (f"the action model {artifact.root.name!r} was trained on {data.name} "
             f"({data.label_set}), synthetic video only: its actions mean nothing on real "
             f"footage; the persons come from the detector. For real actions serve the "
-            f"paper's AVA weights (README, section \"Real weights\")")
+            f"paper's AVA models: README, section \"Serving the paper's models\"")
 
 
 def artifact_formats(settings: Settings) -> tuple[str, ...]:

@@ -66,9 +66,10 @@ def graph_ports(artifact: Artifact) -> dict[str, Ports]:
 
 
 def head_masks_exactly(artifact: Artifact) -> bool:
-    """With masks off (reference weights) zero padding takes part in the softmax, so requests
-    with different object/memory widths must not be padded into one head batch."""
-    return bool(artifact.config.ia.use_masks)
+    """Padded object/memory rows of a head batch never change an answer: with masks they are
+    masked, and the reference's zero padding (masks off) is counted from the valid slots
+    inside the graph, whatever the batch's widths. So key frames always share head calls."""
+    return True
 
 
 class OnnxRuntime:

@@ -411,3 +411,19 @@ def test_cli_names_file_and_line_on_bad_input(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert re.search(message, err), err
     assert "Traceback" not in err
+
+
+def test_eval_reads_the_services_csv_answers_with_person_ids(tmp_path):
+    """`POST /v1/detect?format=ava_csv` rows end with the tracked person_id (9 columns)."""
+    from model.cli import main
+
+    labelmap = tmp_path / "labels.pbtxt"
+    labelmap.write_text('item {\n  name: "stand"\n  id: 12\n}\n')
+    (tmp_path / "gt.csv").write_text("video,0001,0.1,0.1,0.5,0.9,12,0\n")
+    (tmp_path / "pred.csv").write_text("video,1.000,0.10000,0.10000,0.50000,0.90000,12,0.9,3\n")
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "pred.csv"),
+                 "--labelmap", str(labelmap), "--json", str(out)]) == 0
+    import json
+
+    assert json.loads(out.read_text())["mAP"] == 1.0

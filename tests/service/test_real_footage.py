@@ -89,7 +89,7 @@ def test_aia_detect_finds_the_real_people(tmp_path: Path) -> None:
         assert "trained on synthetic-interactions-v1 (synthetic-18)" in first
         assert "'ssdlite-person'" in first
         assert "mean nothing on real footage" in warning
-        assert "Real weights" in warning
+        assert "Serving the paper's models" in warning
 
 
 def _env_without_aia() -> dict[str, str]:
