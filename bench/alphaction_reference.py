@@ -536,7 +536,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument(
-        "--forward-configs", nargs="*", default=list(FORWARD_CONFIGS), choices=FORWARD_CONFIGS
+        "--forward-configs", nargs="*", default=list(FORWARD_CONFIGS), choices=CONFIGS
     )
     parser.add_argument("--extra-path", type=Path, action="append", default=[])
     parser.add_argument("--seed", type=int, default=0)

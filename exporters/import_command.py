@@ -1,12 +1,14 @@
 """`aia import`: a published checkpoint -> the artifact directory the service loads.
 
     aia import --from alphaction resnet50_4x16f_denseserial.pth --out artifacts/aia-r50-dense
+    aia import --from pytorchvideo SLOWFAST_8x8_R50_DETECTION.pyth --out artifacts/ptv-r50
 
-The file is read as published (exporters.import_alphaction), every tensor placed into this
-project's network and every one of ours set (or the import is refused, listing what is
-left), then exported like a trained checkpoint: ONNX and TorchScript graphs, their parity
-checks and a manifest that records the source file's sha256, the mapping version and the 80
-AVA classes the model answers with. Detectors are added as with `aia export --detector`.
+The file is read as published (exporters.import_alphaction, exporters.import_pytorchvideo),
+every tensor placed into this project's network and every one of ours set (or the import is
+refused, listing what is left), then exported like a trained checkpoint: ONNX and TorchScript
+graphs, their parity checks and a manifest that records the source file's sha256, the mapping
+version and the 80 AVA classes the model answers with. Detectors are added as with
+`aia export --detector`.
 """
 
 from __future__ import annotations
@@ -16,14 +18,36 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporters.artifact import file_record
 from exporters.export import ExportOptions, export_artifact
 from exporters.graphs import ExportError, Format
 from model.labels import ava_labels
 
-SOURCES = ("alphaction",)
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from model.config import ModelConfig
+
+SOURCES = ("alphaction", "pytorchvideo")
+
+
+def _load(source: str, path: Path, preset_name: str | None
+          ) -> tuple[ModelConfig, dict[str, Tensor], dict[str, object]]:
+    """The importer of `source`; pytorchvideo's file fixes its own sampling (no --preset)."""
+    if source == "alphaction":
+        from exporters.import_alphaction import load_alphaction
+
+        return load_alphaction(path, preset_name)
+    if source == "pytorchvideo":
+        from exporters.import_pytorchvideo import load_pytorchvideo
+
+        if preset_name is not None:
+            raise ExportError("--preset applies to --from alphaction only: pytorchvideo's "
+                              "slowfast_r50_detection has one sampling (8 / 32 frames)")
+        return load_pytorchvideo(path)
+    raise ExportError(f"--from {source}: supported: {', '.join(SOURCES)}")
 
 
 def write_checkpoint(source: str, path: Path, preset_name: str | None, out: Path) -> Path:
@@ -31,11 +55,7 @@ def write_checkpoint(source: str, path: Path, preset_name: str | None, out: Path
     from model.config import to_dict
     from model.train.checkpoint import FORMAT, save_atomic
 
-    if source != "alphaction":
-        raise ExportError(f"--from {source}: supported: {', '.join(SOURCES)}")
-    from exporters.import_alphaction import load_alphaction
-
-    cfg, state, facts = load_alphaction(path, preset_name)
+    cfg, state, facts = _load(source, path, preset_name)
     labels = [[lb.id, lb.name, lb.group, lb.evaluated] for lb in ava_labels()]
     if cfg.classifier.num_classes != len(labels):
         raise ExportError(f"{path}: {cfg.classifier.num_classes} classes, AVA has {len(labels)}")

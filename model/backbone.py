@@ -2,8 +2,8 @@
 
 Reference details kept: frozen BatchNorm statistics, time-strided lateral convs (kernel
 (5,1,1), stride alpha, 2x fast channels) after pool1/res2/res3/res4, res5 with spatial stride 1
-and dilation 2 (output stride 16), pool1 without padding. Input is already normalised:
-slow [B,3,Ts,H,W], fast [B,3,Tf,H,W] with Tf = alpha * Ts.
+and dilation 2 (output stride 16), pool1 without padding (`pool1_padding`: pytorchvideo's).
+Input is already normalised: slow [B,3,Ts,H,W], fast [B,3,Tf,H,W] with Tf = alpha * Ts.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ class SlowFast(nn.Module):
         ratio = cfg.lateral_ratio
         self.slow_stem = conv_norm(3, w, (cfg.slow_stem_kernel_t, 7, 7), (1, 2, 2))
         self.fast_stem = conv_norm(3, wf, (cfg.fast_stem_kernel_t, 7, 7), (1, 2, 2))
-        self.pool1 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), padding=0)
+        pad = (0, 1, 1) if cfg.pool1_padding else 0  # pytorchvideo pads; the AIA code does not
+        self.pool1 = nn.MaxPool3d((1, 3, 3), (1, 2, 2), padding=pad)
         self.laterals = nn.ModuleList()
         self.slow_stages = nn.ModuleList()
         self.fast_stages = nn.ModuleList()
@@ -129,7 +130,7 @@ class SlowFast(nn.Module):
             self.laterals.append(Lateral(fast_in, ratio, cfg.lateral_kernel, alpha,
                                          cfg.lateral_norm))
             inner, inner_f = w * 2**i, wf * 2**i
-            stride = 1 if i in (0, 3) else 2
+            stride = 1 if i == 0 else cfg.res5_stride if i == 3 else 2
             dilation = cfg.res5_dilation if i == 3 else 1
             self.slow_stages.append(make_stage(slow_in + ratio * fast_in, inner, inner * e,
                                                cfg.stage_blocks[i], cfg.slow_kernel_t[i],

@@ -42,6 +42,9 @@ def _check(ok: bool, name: str, value: object, why: str) -> None:
         raise ConfigError(f"{name}={value!r}: {why}")
 
 
+SLOW_SAMPLINGS = ("stride", "linspace")
+
+
 @dataclass(frozen=True)
 class InputConfig:
     """What graph 1 receives: `frames` consecutive frames centred on the key frame."""
@@ -57,9 +60,13 @@ class InputConfig:
     # pathway frames start at the middle of their stride, (stride - 1) // 2, as the
     # reference's SlowFastCrop (R50 4x16 slow frames 7, 23, 39, 55); False: at frame 0
     centred_sampling: bool = False
+    # "linspace": slow = fast frames linspace(0, Tf-1, Ts).long() (pytorchvideo's PackPathway)
+    slow_sampling: str = "stride"
 
     def __post_init__(self) -> None:
         _check(self.fast_stride >= 1, "input.fast_stride", self.fast_stride, "must be >= 1")
+        _check(self.slow_sampling in SLOW_SAMPLINGS, "input.slow_sampling", self.slow_sampling,
+               f"must be one of {list(SLOW_SAMPLINGS)}")
         _check(self.alpha >= 1, "input.alpha", self.alpha, "must be >= 1")
         step = self.fast_stride * self.alpha
         _check(
@@ -111,6 +118,8 @@ class BackboneConfig:
     # lateral conv followed by BatchNorm + ReLU (PySlowFast); False: a conv with bias and
     # nothing after it (AlphAction, the AIA reference's published weights)
     lateral_norm: bool = True
+    pool1_padding: bool = False  # True: pool1 pads (0,1,1), as pytorchvideo's stems
+    res5_stride: int = 1  # 2 with res5_dilation 1: the Kinetics classifiers' backbone
     zero_init_residual: bool = True  # last norm of each residual branch starts at 0
 
     def __post_init__(self) -> None:
@@ -283,10 +292,10 @@ class ClassifierConfig:
 
     def __post_init__(self) -> None:
         _check(
-            len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+            all(h >= 1 for h in self.hidden),  # () is a single Linear (pytorchvideo's head)
             "classifier.hidden",
             self.hidden,
-            "needs >= 1 positive width",
+            "widths must be positive",
         )
         _check(0.0 <= self.dropout < 1.0, "classifier.dropout", self.dropout, "in [0, 1)")
         _check(self.num_classes >= 1, "classifier.num_classes", self.num_classes, ">= 1")

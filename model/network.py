@@ -35,12 +35,19 @@ class FeatureGraph(nn.Module):
                              persistent=False)
         self.register_buffer("inv_std", 1.0 / torch.tensor(cfg.input.std).view(1, 3, 1, 1, 1),
                              persistent=False)
+        # linspace sampling: slow frames = these fast frames (an index, so ONNX sees a Gather)
+        fast_frames, slow_frames = cfg.input.fast_frames, cfg.input.slow_frames
+        index = torch.linspace(0, fast_frames - 1, slow_frames).long()
+        self.slow_linspace = cfg.input.slow_sampling == "linspace"
+        self.register_buffer("slow_index", index, persistent=False)
 
     def pathways(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """clip uint8 [B,T,H,W,3] -> normalised slow [B,3,T/(fs*alpha),H,W], fast [B,3,T/fs,H,W]."""
         x = clip.permute(0, 4, 1, 2, 3).to(self.mean.dtype)  # [B,3,T,H,W]
         x = (x - self.mean) * self.inv_std
         fast = x[:, :, self.fast_start :: self.fast_stride]
+        if self.slow_linspace:
+            return fast.index_select(2, self.slow_index), fast
         slow = x[:, :, self.slow_start :: self.fast_stride * self.alpha]
         return slow, fast
 
