@@ -1,4 +1,5 @@
-"""Reading an exported artifact directory (DESIGN section 4): the service's only entry point.
+"""Reading an exported artifact directory: the service's only entry point
+(docs/architecture.md, "artifacts").
 
 `load_artifact(DIR)` checks the manifest's format version, the size and sha256 of every file
 it lists and that its config, labels and input spec agree, then returns them with the graph

@@ -1,5 +1,5 @@
-"""The two exported graphs (DESIGN section 4), their I/O contract, and the ONNX / TorchScript
-writers.
+"""The two exported graphs (docs/architecture.md, "two graphs"), their I/O contract, and
+the ONNX / TorchScript writers.
 
 Both graphs take and return float32 (the clip is uint8) whatever the artifact's dtype: an fp16
 artifact casts at its edges, so the service feeds every artifact the same arrays and keeps

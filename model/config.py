@@ -2,7 +2,7 @@
 
 The config is saved inside checkpoints and artifact manifests (`to_dict` / `from_dict`), so the
 service rebuilds exactly the trained network. Presets: `r50_4x16` and `r101_8x8` follow the
-public AIA implementation (DESIGN section 5); `tiny` keeps the same structure, narrow and
+public AIA implementation (docs/architecture.md); `tiny` keeps the same structure, narrow and
 shallow, for CPU tests and the synthetic benchmark.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -461,7 +460,3 @@ def preset(name: str) -> ModelConfig:
         raise ConfigError(f"preset={name!r}: must be one of {sorted(PRESETS)}")
     return PRESETS[name]()
 
-
-# The reference scales attention by 1/sqrt(width); exposed so tests and exporters agree.
-def attention_scale(dim_inner: int) -> float:
-    return 1.0 / math.sqrt(dim_inner)

@@ -1,4 +1,4 @@
-"""The two graphs of DESIGN section 4 and the joined model used in training.
+"""The two graphs (docs/architecture.md, "two graphs") and the joined model used in training.
 
 Graph 1 `FeatureGraph`: uint8 clip + boxes -> RoI features (normalisation and slow/fast
 sampling inside). Graph 2 `AIAHead`: features + objects + memory -> logits. `AIA` joins them

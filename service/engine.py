@@ -1,4 +1,5 @@
-"""The one orchestrator (DESIGN section 3): runs the stages of a request in order.
+"""The one orchestrator: runs the stages of a request in order (docs/architecture.md,
+"request path").
 
 Stages never call each other: decode (service.decode, in a thread), memory read / write
 (service.store), features and head (service.batcher, the one model thread), labels and

@@ -69,10 +69,6 @@ class ClipInFlight(Conflict):
     slug, title = "clip-in-flight", "Another clip of this session is being processed"
 
 
-class ClipOutOfOrder(Conflict):
-    slug, title = "clip-out-of-order", "Clip index already passed"
-
-
 class PayloadTooLarge(ServiceError):
     status, slug, title = 413, "payload-too-large", "Upload too large"
 

@@ -1,4 +1,4 @@
-"""The two model graphs of an artifact behind one interface (DESIGN section 4).
+"""The two model graphs of an artifact behind one interface (docs/architecture.md, "two graphs").
 
 Three interchangeable implementations, all fed the same numpy arrays and returning float32:
 `onnx` (ONNX Runtime, the default), `torchscript` (the traced twins) and `eager` (the model

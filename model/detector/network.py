@@ -68,11 +68,6 @@ def build_detector(cfg: DetectorConfig) -> FasterRCNN:
     )
 
 
-def frames_to_images(frames: list[torch.Tensor]) -> list[torch.Tensor]:
-    """uint8 [H,W,3] RGB frames -> float [3,H,W] in [0, 1]."""
-    return [f.permute(2, 0, 1).float().div(255.0) for f in frames]
-
-
 class FrameDetector(nn.Module):
     """One uint8 RGB frame [H,W,3] -> boxes [K,4] (x1,y1,x2,y2 in the frame's pixels),
     scores [K], class ids [K] (int64; 1 = person), score threshold and NMS applied; the

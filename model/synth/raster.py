@@ -34,10 +34,6 @@ POST: tuple[int, int, int] = (60, 50, 45)
 GLITCH_HALF = 0.2  # seconds of broken frames around a glitched key second
 
 
-def _span(lo: float, hi: float, limit: int) -> tuple[int, int]:
-    return max(math.floor(lo), 0), min(math.ceil(hi), limit)
-
-
 _RECT, _ELLIPSE, _CAPSULE = int(Kind.RECT), int(Kind.ELLIPSE), int(Kind.CAPSULE)
 
 

@@ -2,7 +2,7 @@
 
 Loaded from YAML (`configs/*.yaml`), overridden from the command line with
 `--set optim.lr=0.01 --set model.overrides.ia.structure=dense`, printed and saved in every
-checkpoint. Defaults are DESIGN section 5: SGD momentum 0.9, base LR 4e-4 at 16 clips, IA
+checkpoint. Defaults are the reference recipe: SGD momentum 0.9, base LR 4e-4 at 16 clips, IA
 parameters x10, biases x2 without weight decay, weight decay 1e-7, linear warm-up 2000 steps
 from 0.25, steps at 70k/90k, 110k steps.
 """
