@@ -38,6 +38,7 @@ from torch import Tensor
 
 from exporters.graphs import ExportError
 from model.config import Block, ModelConfig, Structure, preset
+from model.weight_mapping import place
 
 MAPPING_VERSION = 1
 _IA = "roi_heads.action.feature_extractor.ia_structure."
@@ -154,43 +155,17 @@ def head_names(cfg: ModelConfig) -> dict[str, str]:
     return out
 
 
-def convert(ours: Tensor, theirs: Tensor) -> Tensor:
-    """1x1x1 convs -> Linear, [61,1,C,1,1,1] position tables and [i,C,1,1,1] mixing
-    weights -> [61,C] and [i,C]; anything else as it is."""
-    if theirs.shape == ours.shape:
-        return theirs
-    if theirs.numel() == ours.numel() and all(d == 1 for d in theirs.shape[len(ours.shape):]):
-        return theirs.reshape(ours.shape)
-    if theirs.numel() == ours.numel() and theirs.dim() == 6:  # [61,1,C,1,1,1]
-        return theirs.reshape(ours.shape)
-    raise ExportError(f"shape {list(theirs.shape)} does not fit ours {list(ours.shape)}")
-
-
 def map_state(cfg: ModelConfig, model_state: Mapping[str, Tensor],
               state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Every one of our tensors from theirs; ExportError listing what is left on either side."""
-    names = {**backbone_names(cfg), **head_names(cfg)}
-    out, unset, wrong = {}, [], []
-    used: set[str] = set()
-    for key, mine in model_state.items():
-        theirs = names.get(key)
-        if theirs is None or theirs not in state:
-            unset.append(f"{key} <- {theirs}")
-            continue
-        try:
-            out[key] = convert(mine, state[theirs]).to(mine.dtype).clone()
-        except ExportError as err:
-            wrong.append(f"{theirs} -> {key}: {err}")
-            continue
-        used.add(theirs)
-    unplaced = sorted(set(state) - used)
-    if unset or wrong or unplaced:
+    """Every one of our tensors from theirs (1x1x1 convolutions become Linear layers, position
+    tables and mixing weights lose their size-1 dims); ExportError listing what is left."""
+    placement = place({**backbone_names(cfg), **head_names(cfg)}, model_state, state)
+    if (problems := placement.problems()) is not None:
         raise ExportError(
             "the AlphAction checkpoint does not fit the inferred preset "
             f"({cfg.name}, {cfg.ia.structure.value}, {len(cfg.ia.blocks)} IA blocks): "
-            f"{len(unplaced)} of its tensors not placed {unplaced[:6]}, {len(unset)} of ours "
-            f"unset {unset[:6]}, {len(wrong)} misshapen {wrong[:4]}")
-    return out
+            + problems)
+    return placement.tensors
 
 
 def load_alphaction(path: str | Path, preset_name: str | None = None

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from exporters.graphs import ExportError
 from model.config import AVA_GROUPS, ClassifierConfig, LossKind, ModelConfig, preset
+from model.weight_mapping import place
 
 MAPPING_VERSION = 1
 STATE_KEY = "model_state"
@@ -132,27 +133,11 @@ def map_state(cfg: ModelConfig, model_state: Mapping[str, Tensor],
               state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Every one of our tensors from theirs; ExportError listing what is left on either side
     (their `num_batches_tracked` counters excepted)."""
-    names = {**backbone_names(cfg), **head_names()}
-    out, unset, wrong = {}, [], []
-    used: set[str] = set()
-    for key, mine in model_state.items():
-        theirs = names.get(key)
-        if theirs is None or theirs not in state:
-            unset.append(f"{key} <- {theirs}")
-            continue
-        if state[theirs].shape != mine.shape:
-            wrong.append(f"{theirs} -> {key}: shape {list(state[theirs].shape)} does not fit "
-                         f"ours {list(mine.shape)}")
-            continue
-        out[key] = state[theirs].to(mine.dtype).clone()
-        used.add(theirs)
-    unplaced = sorted(k for k in set(state) - used if not k.endswith("." + _IGNORED))
-    if unset or wrong or unplaced:
-        raise ExportError(
-            f"the pytorchvideo checkpoint does not fit {cfg.name}: {len(unplaced)} of its "
-            f"tensors not placed {unplaced[:6]}, {len(unset)} of ours unset {unset[:6]}, "
-            f"{len(wrong)} misshapen {wrong[:4]}")
-    return out
+    placement = place({**backbone_names(cfg), **head_names()}, model_state, state,
+                      ignored=lambda key: key.endswith("." + _IGNORED))
+    if (problems := placement.problems()) is not None:
+        raise ExportError(f"the pytorchvideo checkpoint does not fit {cfg.name}: {problems}")
+    return placement.tensors
 
 
 def load_pytorchvideo(path: str | Path

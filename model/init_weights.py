@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.weight_mapping import place
+
 _C2_BN = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
 SKIPPED = ("head.projection.",)  # the Kinetics classifier: not part of an AVA model
 
@@ -96,45 +98,37 @@ def our_key(key: str) -> str | None:
     return None
 
 
-def read_pyslowfast(path: Path) -> dict[str, Tensor] | None:
-    """PySlowFast's keys and tensors from a .pyth or Caffe2 .pkl; None if it is neither."""
+def read_caffe2(path: Path) -> dict[str, Tensor]:
+    """PySlowFast's keys and tensors from a Caffe2 .pkl (numpy arrays only)."""
+    with open(path, "rb") as handle:
+        data = _ArraysOnly(handle, encoding="latin1").load()
+    blobs = data.get("blobs", data) if isinstance(data, dict) else None
+    if not isinstance(blobs, dict):
+        raise InitWeightsError(f"{path}: a Caffe2 checkpoint holds a dict of 'blobs'")
+    return {key: torch.from_numpy(np.ascontiguousarray(value)) for blob, value in blobs.items()
+            if (key := caffe2_key(blob)) is not None and isinstance(value, np.ndarray)}
+
+
+def initial_weights(path: Path, ours: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], str]:
+    """(weights to load where keys match, what they are): PySlowFast's .pyth or .pkl with every
+    backbone tensor placed, or our own checkpoint / state dict as it is. The file is read once."""
     if path.suffix == ".pkl":
-        with open(path, "rb") as handle:
-            data = _ArraysOnly(handle, encoding="latin1").load()
-        blobs = data.get("blobs", data) if isinstance(data, dict) else None
-        if not isinstance(blobs, dict):
-            raise InitWeightsError(f"{path}: a Caffe2 checkpoint holds a dict of 'blobs'")
-        out = {}
-        for blob, value in blobs.items():
-            key = caffe2_key(blob)
-            if key is not None and isinstance(value, np.ndarray):
-                out[key] = torch.from_numpy(np.ascontiguousarray(value))
-        return out
+        return backbone_from_pyslowfast(read_caffe2(path), ours), "PySlowFast backbone (Caffe2)"
     loaded = torch.load(path, map_location="cpu", weights_only=True)
     state = loaded.get("model_state") if isinstance(loaded, dict) else None
     if isinstance(state, dict) and any(k.startswith("s1.pathway0_stem.") for k in state):
-        return state
-    return None
+        return backbone_from_pyslowfast(state, ours), "PySlowFast backbone"
+    weights = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
+    return weights, "checkpoint"
 
 
 def backbone_from_pyslowfast(state: Mapping[str, Tensor], ours: Mapping[str, Tensor]
                              ) -> dict[str, Tensor]:
     """Our backbone tensors from PySlowFast's; InitWeightsError listing what does not fit."""
-    out, unplaced, wrong = {}, [], []
-    for key, value in state.items():
-        if key.endswith("num_batches_tracked") or key.startswith(SKIPPED):
-            continue
-        mine = our_key(key)
-        if mine is None or mine not in ours:
-            unplaced.append(key)
-        elif value.numel() != ours[mine].numel():
-            wrong.append(f"{key} {list(value.shape)} -> {mine} {list(ours[mine].shape)}")
-        else:
-            out[mine] = value.reshape(ours[mine].shape).to(ours[mine].dtype)
-    unset = sorted(k for k in ours if k.startswith("features.backbone.") and k not in out)
-    if unplaced or wrong or unset:
-        raise InitWeightsError(
-            f"PySlowFast weights do not fit this backbone: {len(unplaced)} not placed "
-            f"{unplaced[:5]}, {len(wrong)} misshapen {wrong[:3]}, {len(unset)} of ours unset "
-            f"{unset[:5]}")
-    return out
+    names = {mine: key for key in state if (mine := our_key(key)) is not None}
+    backbone = {k: v for k, v in ours.items() if k.startswith("features.backbone.")}
+    placement = place(names, backbone, state, ignored=lambda key: key.endswith(
+        "num_batches_tracked") or key.startswith(SKIPPED))
+    if (problems := placement.problems()) is not None:
+        raise InitWeightsError(f"PySlowFast weights do not fit this backbone: {problems}")
+    return placement.tensors

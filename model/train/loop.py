@@ -61,18 +61,12 @@ def dataset_labels(layout: DatasetLayout) -> tuple[Label, ...]:
 def load_initial_weights(model: AIA, path: str) -> None:
     """Our checkpoint or state dict (loaded where keys match), or PySlowFast's Kinetics
     `.pyth` / Caffe2 `.pkl` (every backbone tensor placed, or InitWeightsError)."""
-    from model.init_weights import backbone_from_pyslowfast, read_pyslowfast
+    from model.init_weights import initial_weights
 
-    pyslowfast = read_pyslowfast(Path(path))
-    if pyslowfast is not None:
-        weights = backbone_from_pyslowfast(pyslowfast, model.state_dict())
-        model.load_state_dict(weights, strict=False)
-        print(f"init from {path}: PySlowFast backbone, {len(weights)} tensors placed")
-        return
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    weights = state.get("model", state) if isinstance(state, dict) else state
+    weights, kind = initial_weights(Path(path), model.state_dict())
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    print(f"init from {path}: {len(missing)} missing, {len(unexpected)} unexpected keys")
+    print(f"init from {path} ({kind}): {len(weights)} tensors, {len(missing)} of ours missing, "
+          f"{len(unexpected)} unexpected")
 
 
 def invocation() -> list[str]:

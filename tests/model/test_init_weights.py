@@ -18,7 +18,7 @@ from model.init_weights import (
     InitWeightsError,
     backbone_from_pyslowfast,
     caffe2_key,
-    read_pyslowfast,
+    read_caffe2,
 )
 from model.network import AIA
 from model.train.loop import load_initial_weights
@@ -102,11 +102,10 @@ def test_caffe2_pickles_hold_arrays_only(tmp_path: Path) -> None:
     with open(good, "wb") as handle:
         pickle.dump({"blobs": {"res2_0_branch2a_w": weights, "model_iter": np.array(1)}},
                     handle)
-    state = read_pyslowfast(good)
-    assert state is not None
+    state = read_caffe2(good)
     np.testing.assert_array_equal(state["s2.pathway0_res0.branch2.a.weight"].numpy(), weights)
     evil = tmp_path / "evil.pkl"
     with open(evil, "wb") as handle:
         pickle.dump({"blobs": {"x": Path("/etc")}}, handle)
     with pytest.raises(InitWeightsError, match="numpy arrays only"):
-        read_pyslowfast(evil)
+        read_caffe2(evil)
