@@ -24,7 +24,7 @@ WINDOWS = (0, 2, 4, 8, 16, 30)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["train-memory", "serve"], help="which benchmark")
+    """Flags of `aia bench train-memory` (service.bench_cli dispatches `aia bench`)."""
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--windows", type=int, nargs="+", default=list(WINDOWS))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per point")
@@ -34,9 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--_point", nargs=2, metavar=("MODE", "WINDOW"), help=argparse.SUPPRESS)
     parser.add_argument("--_data", type=Path, help=argparse.SUPPRESS)
-    from service.bench import add_arguments as add_serve_arguments  # light: no service app
-
-    add_serve_arguments(parser)
 
 
 def measure_point(data: Path, preset_name: str, mode: str, window: int, steps: int,
@@ -110,10 +107,6 @@ def make_data(root: Path, seconds: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.what == "serve":
-        from service.bench import run as run_serve
-
-        return run_serve(args)
     if args._point:
         mode, window = args._point[0], int(args._point[1])
         print(json.dumps(measure_point(args._data, args.preset, mode, window, args.steps,

@@ -20,7 +20,7 @@ import anyio.to_thread
 import numpy as np
 
 from exporters.artifact import Artifact
-from model.train.validate import SecondFeatures
+from model.memory_window import SecondFeatures
 from service.batcher import Batcher
 from service.decode import (
     Decoded,

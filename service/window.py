@@ -1,6 +1,6 @@
 """Memory windows for graph 2, built exactly as offline validation builds them.
 
-`model.train.validate.memory_for` is the one place that turns "person features per second"
+`model.memory_window.memory_for` is the one place that turns "person features per second"
 into the head's memory input; whole videos (past and future seconds) and session clips (past
 seconds, plus a lookahead) both go through it here, then get padded across key frames.
 Seconds are whole seconds: a key frame at time t belongs to second floor(t).
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from model.config import ModelConfig
-from model.train.validate import SecondFeatures, memory_for
+from model.memory_window import SecondFeatures, memory_for
 from service.schemas import MemoryStatus
 
 _EPS = 1e-6  # a key frame at 2.9999999 s is second 3: float noise from start_s + t

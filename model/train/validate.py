@@ -21,15 +21,9 @@ from model.data.dataset import AvaDataset
 from model.data.offline import iter_video_batches
 from model.evaluate import EvalResult, evaluate
 from model.labels import Label
+from model.memory_window import SecondFeatures, memory_for
 from model.network import AIA
 from model.postprocess import action_scores
-
-
-@dataclass(frozen=True)
-class SecondFeatures:
-    persons: torch.Tensor  # [n,D]
-    boxes: torch.Tensor  # [n,4] normalised, as the detector gave them
-    objects: torch.Tensor  # [k,D], highest score first
 
 
 @dataclass(frozen=True)
@@ -56,22 +50,6 @@ def extract_video(model: AIA, dataset: AvaDataset, video_id: str, batch_size: in
                                                  batch.person_boxes_norm[person_clip == i].cpu(),
                                                  objects[object_clip == i])
     return out
-
-
-def memory_for(cfg: ModelConfig, seconds: Mapping[int, SecondFeatures],
-               t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Neighbour seconds of t (past and future): memory [1,M,D], mask [1,M], seconds [1,M]."""
-    k, d = cfg.ia.persons_per_second, cfg.feature_dim
-    feats, offsets = [], []
-    for offset in range(-cfg.ia.memory_before, cfg.ia.memory_after + 1):
-        entry = seconds.get(t + offset)
-        if offset == 0 or entry is None:
-            continue
-        feats.append(entry.persons[:k])
-        offsets += [offset] * len(entry.persons[:k])
-    memory = torch.cat(feats) if feats else torch.zeros(0, d)
-    return (memory.unsqueeze(0), torch.ones(1, len(offsets), dtype=torch.bool),
-            torch.tensor(offsets, dtype=torch.long).view(1, -1))
 
 
 @torch.no_grad()

@@ -13,9 +13,9 @@ import torch
 from prometheus_client import CollectorRegistry
 
 from exporters.artifact import load_artifact
+from model.memory_window import SecondFeatures, memory_for
 from model.postprocess import action_scores
 from model.roi import enlarge_boxes
-from model.train.validate import SecondFeatures, memory_for
 from service.app import model_ref
 from service.batcher import Batcher
 from service.decode import Limits, clip_windows, decode_video, probe_video
