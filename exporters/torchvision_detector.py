@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision.models.detection as tv_detection
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from torchvision.models._meta import _COCO_CATEGORIES
 
-from exporters.artifact import DETECTOR_CONTRACT, file_record, onnx_session
+from exporters.artifact import DETECTOR_CONTRACT, file_record
+from exporters.detector import check_parity as detector_parity
 from exporters.detector import parity_frames, write_checked
 from exporters.graphs import ExportError
 from model.detector.network import FrameDetector
@@ -210,48 +210,10 @@ class CocoFrameDetector(FrameDetector):
         return boxes[keep], scores[keep], classes[keep]
 
 
-def _pair(boxes: np.ndarray, classes: np.ndarray, ref_boxes: np.ndarray,
-          ref_classes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Pairs (ONNX index, eager index) of same-class detections, closest boxes, or None when
-    the class multisets differ. Pairing instead of comparing in order: two detections whose
-    scores differ by less than the float error (common with many classes) may swap places."""
-    if len(boxes) != len(ref_boxes) or not np.array_equal(np.sort(classes),
-                                                          np.sort(ref_classes)):
-        return None
-    cost = np.abs(boxes[:, None, :] - ref_boxes[None, :, :]).max(axis=2)
-    cost[classes[:, None] != ref_classes[None, :]] = np.inf
-    rows, cols = linear_sum_assignment(np.where(np.isinf(cost), 1e12, cost))
-    return rows, cols
-
-
-@torch.no_grad()
-def check_parity(module: nn.Module, path: Path, frames: list[np.ndarray],
-                 box_tolerance_px: float = BOX_TOLERANCE_PX,
-                 score_tolerance: float = SCORE_TOLERANCE) -> dict[str, Any]:
-    """exporters.detector.check_parity for COCO networks: the same number of detections with
-    the same classes, paired by class and box (see _pair); boxes and scores within bounds."""
-    session = onnx_session(path)
-    worst_box = worst_score = 0.0
-    compared, failures = 0, []
-    for i, frame in enumerate(frames):
-        boxes, scores, classes = session.run(None, {"frame": frame})
-        ref_boxes, ref_scores, ref_classes = (t.numpy() for t in module(torch.from_numpy(frame)))
-        pairs = _pair(boxes, classes, ref_boxes, ref_classes)
-        if pairs is None:
-            failures.append(f"frame {i}: {len(boxes)} detections vs eager {len(ref_boxes)}"
-                            " (or other classes)")
-            continue
-        compared += len(boxes)
-        if len(boxes):
-            rows, cols = pairs
-            worst_box = max(worst_box, float(np.abs(boxes[rows] - ref_boxes[cols]).max()))
-            worst_score = max(worst_score, float(np.abs(scores[rows] - ref_scores[cols]).max()))
-    if worst_box > box_tolerance_px or worst_score > score_tolerance:
-        failures.append(f"max |box diff| {worst_box:.3g} px (bound {box_tolerance_px}), max "
-                        f"|score diff| {worst_score:.3g} (bound {score_tolerance})")
-    return {"frames": len(frames), "detections": compared, "max_abs_box_px": worst_box,
-            "max_abs_score": worst_score, "box_tolerance_px": box_tolerance_px,
-            "score_tolerance": score_tolerance, "passed": not failures, "failures": failures}
+def check_parity(module: nn.Module, path: Path, frames: list[np.ndarray]) -> dict[str, Any]:
+    """The detector parity check at the bounds COCO networks need (0.05 px, 1e-3: deep
+    backbones with many classes drift further than the synthetic detector's 0.01 / 1e-4)."""
+    return detector_parity(module, path, frames, BOX_TOLERANCE_PX, SCORE_TOLERANCE)
 
 
 def export_torchvision_detector(weights: str | Path, folder: str | Path, file_name: str,
