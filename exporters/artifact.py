@@ -149,6 +149,16 @@ def manifest_detectors(data: Mapping[str, Any]) -> tuple[dict[str, Any], str | N
     return dict(detectors), default if detectors else None
 
 
+def check_detector_name(root: Path, name: str | None, names: Iterable[str]) -> None:
+    """ArtifactError naming the detectors there are when `name` (None: the default) is not
+    one of them; reads nothing, so a server can check a setting before loading anything."""
+    names = sorted(names)
+    if name is not None and name not in names:
+        raise ArtifactError(f"{root / MANIFEST}: no detector {name!r} (this artifact has: "
+                            f"{', '.join(names) or 'none'}); add one with `aia artifact "
+                            "add-detector`")
+
+
 @dataclass(frozen=True)
 class Dataset:
     """What the action model was trained on, as every answer reports it."""
@@ -197,10 +207,7 @@ class Artifact:
         """The detector called `name` (None: the default); ArtifactError naming the choices."""
         if name is None:
             return self.detector
-        if name not in self.detectors:
-            have = ", ".join(sorted(self.detectors)) or "none"
-            raise ArtifactError(f"{self.root / MANIFEST}: no detector {name!r} (this artifact "
-                                f"has: {have}); add one with `aia artifact add-detector`")
+        check_detector_name(self.root, name, self.detectors)
         return self.detectors[name]
 
     def path(self, graph: str, fmt: str) -> Path:

@@ -10,7 +10,12 @@ from types import FrameType
 
 import uvicorn
 
-from exporters.artifact import ArtifactError, load_artifact
+from exporters.artifact import (
+    ArtifactError,
+    check_detector_name,
+    manifest_detectors,
+    read_manifest,
+)
 from service.logs import configure_logging
 from service.settings import Device, RuntimeKind, Settings
 
@@ -56,13 +61,15 @@ class DrainingServer(uvicorn.Server):
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.app import artifact_formats, create_app
+    from service.app import create_app
 
     settings = settings_from(args)
     configure_logging(settings.log_level)
-    try:  # a wrong artifact or detector name stops here, before the port opens
-        load_artifact(settings.model_dir, artifact_formats(settings)).choose_detector(
-            settings.detector)
+    try:  # a wrong artifact or detector name stops here, before the port opens; the files
+        # themselves are checked once, when the app loads the artifact
+        manifest = read_manifest(settings.model_dir)
+        check_detector_name(settings.model_dir, settings.detector,
+                            manifest_detectors(manifest)[0])
     except ArtifactError as err:
         print(f"aia serve: {err}\n(export one with `aia export`, or pass --model DIR)",
               file=sys.stderr)

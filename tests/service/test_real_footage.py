@@ -126,9 +126,10 @@ def test_a_real_server_finds_the_real_people(server: Server) -> None:
     assert log.count("mean nothing on real footage") == 1, "said once, at start-up"
 
 
-def test_the_synthetic_detector_can_still_be_chosen(server: Server, tmp_path: Path) -> None:
-    """AIA_DETECTOR picks another of the artifact's detectors; an unknown name stops the
-    process at start-up with the names there are."""
+def test_an_unknown_detector_stops_the_server(tmp_path: Path) -> None:
+    """AIA_DETECTOR names one of the artifact's detectors (tests/service/test_shipped.py serves
+    the synthetic one); an unknown name stops the process at start-up with the names there
+    are."""
     log = tmp_path / "serve.log"
     wrong = Server(server_model(), {"AIA_DETECTOR": "yolo"}, log)
     assert wrong.process.wait(timeout=60) != 0
