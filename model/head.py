@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from model.config import Block, ClassifierConfig, IAConfig, ModelConfig
-from model.interaction import Context, InteractionAggregation
+from model.interaction import Context, InteractionAggregation, Padding
 from model.slots import pad_per_clip, rank_in_clip
 
 
@@ -103,13 +103,13 @@ class AIAHead(nn.Module):
         kept = rank_in_clip(person_batch) < self.cfg.max_persons  # [N] first slots of a clip
         eye = torch.eye(person_feats.shape[0], dtype=torch.bool, device=person_feats.device)
         mask = same & (kept.unsqueeze(0) | eye)  # the target always sees itself
-        ctx = Context(keys.unsqueeze(0), mask, torch.zeros_like(person_batch), None, None, True)
+        ctx = Context(keys.unsqueeze(0), mask, torch.zeros_like(person_batch), None, True)
         if self.cfg.use_masks:
             return ctx
         # reference: the clip's person keys are zero-padded to max_persons after reduction
         pads = (self.cfg.max_persons - mask.sum(dim=1, keepdim=True)).clamp(min=0)  # [N,1]
-        return ctx._replace(pad_logit=torch.log(pads.to(keys.dtype)),
-                            pad_in=keys.new_zeros(1, keys.shape[1]))
+        return ctx._replace(padding=Padding(keys.new_zeros(1, keys.shape[1]),
+                                            torch.log(pads.to(keys.dtype))))
 
     def memory_context(
         self,
@@ -151,8 +151,8 @@ class AIAHead(nn.Module):
         pad_in [P,C] = the reduction of a zero feature (its bias; dropout as for real slots)."""
         assert self.ia is not None
         count = pads.clamp(min=0).to(pad_in.dtype)[person_batch]  # [N,P]
-        return ctx._replace(pad_logit=torch.log(count), pad_in=self.ia.reduce_dropout(pad_in),
-                            pad_positions=pad_positions)
+        return ctx._replace(padding=Padding(self.ia.reduce_dropout(pad_in), torch.log(count),
+                                            pad_positions))
 
     def group_context(
         self,
@@ -162,4 +162,4 @@ class AIAHead(nn.Module):
         positions: torch.Tensor | None,
     ) -> Context:
         """feats [B,S,C] + mask [B,S] shared by the clip's persons -> per-person Context."""
-        return Context(feats, mask[person_batch], person_batch, positions, None, False)
+        return Context(feats, mask[person_batch], person_batch, positions, False)

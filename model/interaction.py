@@ -20,25 +20,32 @@ INIT_STD = 0.01  # the reference initialises IA projections with N(0, 0.01)
 DENSE_INIT = -5 * math.log(10)  # softmax mix logits start at -11.51 (0 for the last input)
 
 
+class Padding(NamedTuple):
+    """The reference's zero-padded slots (masks off), in P groups of identical slots: feats
+    [P,C] the reduced feature of a padded slot of each group, log_count [N,P] how many slots
+    each person's group holds (-inf: none), positions [P] their memory second (M only).
+    Identical slots share one softmax term, weighted by their count."""
+
+    feats: torch.Tensor
+    log_count: torch.Tensor
+    positions: torch.Tensor | None = None
+
+
 class Context(NamedTuple):
     """Key/value input of one block type.
 
     feats [G,S,C] reduced slot features; mask [N,S] slots each person may attend to; index [N]
-    group of each person; positions [G,S] memory second index (M only). With masks off, the
-    reference's zero-padded slots: pad_in [P,C] the reduced feature of a padded slot in each
-    of P pad groups, pad_positions [P] their memory second (M only), pad_logit [N,P] the
-    log-count of each group's slots (-inf: none); identical slots share one softmax term.
-    `shared` means G == 1 and every person reads the same slots (P blocks): no gather needed.
+    group of each person; positions [G,S] memory second index (M only); padding: the
+    reference's padded slots besides them, or None. `shared` means G == 1 and every person
+    reads the same slots (P blocks): no gather needed.
     """
 
     feats: torch.Tensor
     mask: torch.Tensor
     index: torch.Tensor
     positions: torch.Tensor | None
-    pad_logit: torch.Tensor | None
     shared: bool
-    pad_in: torch.Tensor | None = None
-    pad_positions: torch.Tensor | None = None
+    padding: Padding | None = None
 
 
 def _linear(d_in: int, d_out: int, std: float = INIT_STD) -> nn.Linear:
@@ -95,10 +102,10 @@ class InteractionBlock(nn.Module):
             scores = (k[ctx.index] @ q.unsqueeze(-1)).squeeze(-1)  # [N,S,C]@[N,C,1] -> [N,S]
         scores = (scores * self.scale).masked_fill(~ctx.mask, torch.finfo(scores.dtype).min)
         groups = 0
-        if ctx.pad_logit is not None and ctx.pad_in is not None:  # the reference's padding
-            pad_k, pad_v = self.keys_values(ctx.pad_in, ctx.pad_positions)  # [P,C]
+        if ctx.padding is not None:  # the reference's padded slots
+            pad_k, pad_v = self.keys_values(ctx.padding.feats, ctx.padding.positions)  # [P,C]
             groups = pad_k.shape[0]
-            pad = (q @ pad_k.transpose(0, 1)) * self.scale + ctx.pad_logit  # [N,P]
+            pad = (q @ pad_k.transpose(0, 1)) * self.scale + ctx.padding.log_count  # [N,P]
             scores = torch.cat([scores, pad], dim=1)  # [N,S+P]
         attn = F.softmax(scores, dim=1)
         if groups:
