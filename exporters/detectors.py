@@ -60,13 +60,14 @@ def parse_source(text: str) -> DetectorSource:
 
 def _kind_of(path: Path) -> str:
     """An aia-detector checkpoint carries its format tag; anything else is read as a
-    torchvision state dict (which says what it is when it is not one)."""
+    torchvision state dict (which says what it is when it is not one). Memory-mapped: only
+    the tag is read here, the exporter reads the weights."""
     import torch
 
     from model.detector.checkpoint import FORMAT
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises several types for files that are not archives
         raise ExportError(f"{path}: not a readable torch file: {err}") from None
     return "synthetic" if isinstance(state, dict) and state.get("format") == FORMAT else (
@@ -81,22 +82,19 @@ def _torchvision_stem(path: Path) -> str:
 
 def export_source(source: DetectorSource, folder: Path,
                   score_threshold: float | None = None) -> dict[str, Any]:
-    """Export one detector into `folder`; its manifest section (with `trained_on`)."""
-    if source.kind == "ssdlite":
-        from exporters.pedestrian_ssdlite import export_pedestrian_ssdlite
-
-        section = export_pedestrian_ssdlite(folder, 0.5 if score_threshold is None
-                                            else score_threshold, file_name=source.file_name)
-    elif source.kind == "synthetic":
+    """Export one detector into `folder`; its manifest section (with `trained_on`). Without
+    a threshold: the synthetic checkpoint's own, 0.5 for the others."""
+    if source.kind == "synthetic":
         from exporters.detector import export_detector
 
         assert source.path is not None
-        section = export_detector(source.path, folder, score_threshold, source.file_name)
-    else:
-        from exporters.torchvision_detector import export_torchvision_detector
+        return export_detector(source.path, folder, score_threshold, source.file_name)
+    threshold = 0.5 if score_threshold is None else score_threshold
+    if source.kind == "ssdlite":
+        from exporters.pedestrian_ssdlite import export_pedestrian_ssdlite
 
-        assert source.path is not None
-        section = export_torchvision_detector(
-            source.path, folder, source.file_name,
-            0.5 if score_threshold is None else score_threshold)
-    return section
+        return export_pedestrian_ssdlite(folder, threshold, file_name=source.file_name)
+    from exporters.torchvision_detector import export_torchvision_detector
+
+    assert source.path is not None
+    return export_torchvision_detector(source.path, folder, source.file_name, threshold)
