@@ -110,8 +110,8 @@ def build_engine(settings: Settings, artifact: Artifact, model: ModelRef, runtim
                  detector: Detector | None) -> Engine:
     """The engine as the settings configure it: one place for the service and `aia detect`."""
     return Engine(artifact, model, batcher, store, metrics, Limits.from_settings(settings),
-                  settings.max_batch, runtime.head_masks,
-                  lock_ttl_s=settings.request_timeout_s + 5, detector=detector,
+                  settings.max_batch, lock_ttl_s=settings.request_timeout_s + 5,
+                  detector=detector,
                   keyframe_rate=settings.keyframe_rate, max_persons=settings.max_persons)
 
 

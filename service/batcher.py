@@ -93,8 +93,6 @@ class Batcher:
         self.runtime = runtime
         self.max_batch, self.max_wait_s = max(1, max_batch), max(0.0, max_wait_ms) / 1000
         self.queue_size, self.observer = queue_size, observer
-        # padding the head's slots is exact only when the graph masks them
-        self._pad_head = runtime.head_masks
         self._pending: deque[Job] = deque()
         self._wakeup: asyncio.Event | None = None
         self._collector: asyncio.Task[None] | None = None
@@ -111,9 +109,10 @@ class Batcher:
         """One request's seven head inputs (head_spec order) -> logits float32 [N,A]."""
         if len(inputs) != 7:
             raise TypeError(f"head takes 7 inputs, got {len(inputs)}")
-        objects, memory = inputs[2], inputs[4]
-        key = (HEAD,) if self._pad_head else (HEAD, objects.shape[1], memory.shape[1])
-        return await self._submit(HEAD, key, tuple(inputs), objects.shape[0])
+        objects = inputs[2]
+        # padded object and memory slots never change an answer (masked, or with masks off
+        # counted inside the graph), so every head call may share a batch
+        return await self._submit(HEAD, (HEAD,), tuple(inputs), objects.shape[0])
 
     def retry_after_s(self) -> int:
         """Seconds until the queue has drained, roughly: batches ahead x one call."""

@@ -80,12 +80,12 @@ class Answer:
 class Engine:
     def __init__(self, artifact: Artifact, model: ModelRef, batcher: Batcher,
                  store: MemoryStore, metrics: Metrics, limits: Limits, max_batch: int,
-                 head_masks: bool, lock_ttl_s: float, detector: Detector | None = None,
+                 lock_ttl_s: float, detector: Detector | None = None,
                  keyframe_rate: float = 1.0, max_persons: int = 64) -> None:
         self.artifact, self.spec, self.cfg = artifact, artifact.input, artifact.config
         self.model, self.batcher, self.store, self.metrics = model, batcher, store, metrics
         self.limits, self.max_batch = limits, max_batch
-        self.head_masks, self.lock_ttl_s = head_masks, lock_ttl_s
+        self.lock_ttl_s = lock_ttl_s
         self.detector, self.keyframe_rate, self.max_persons = detector, keyframe_rate, max_persons
         # the detector is model work too: one call at a time, off the event loop
         self._detector_slot = anyio.CapacityLimiter(1)
@@ -341,37 +341,24 @@ class Engine:
     async def _head(self, feats: Sequence[np.ndarray], objects: Sequence[np.ndarray],
                     sources: Sequence[Mapping[int, SecondFeatures]],
                     seconds: Sequence[int], timings: Timings) -> list[np.ndarray]:
-        """Logits [n,A] per key frame. Key frames share a call; without masks in the graph,
-        only key frames with the same memory width do (padding would change the answer)."""
+        """Logits [n,A] per key frame; key frames share calls (padding never changes an
+        answer: masked slots, or the reference's padding counted inside the graph)."""
         a = self.spec.num_classes
         out = [np.zeros((0, a), np.float32) for _ in feats]
         busy = [i for i, f in enumerate(feats) if len(f)]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i in busy:
-            widths = (0, 0) if self.head_masks else (
-                self._memory_width(sources[i], seconds[i]), len(objects[i]))
-            groups.setdefault(widths, []).append(i)
-        for rows in groups.values():
-            for start in range(0, len(rows), self.max_batch):
-                chunk = rows[start:start + self.max_batch]
-                memory, mask, offsets = memory_inputs(
-                    self.cfg, [sources[i] for i in chunk], [seconds[i] for i in chunk])
-                person = np.concatenate([feats[i] for i in chunk])  # [N,D]
-                batch = np.repeat(np.arange(len(chunk)), [len(feats[i]) for i in chunk])
-                things, things_mask = pad_objects(objects, chunk, self.spec.feature_dim)
-                logits = await timed(timings, "head", self.batcher.head(
-                    person, batch.astype(np.int64), things, things_mask, memory, mask,
-                    offsets))
-                bounds = np.cumsum([0] + [len(feats[i]) for i in chunk])
-                for i, lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
-                    out[i] = logits[lo:hi]
+        for start in range(0, len(busy), self.max_batch):
+            chunk = busy[start:start + self.max_batch]
+            memory, mask, offsets = memory_inputs(
+                self.cfg, [sources[i] for i in chunk], [seconds[i] for i in chunk])
+            person = np.concatenate([feats[i] for i in chunk])  # [N,D]
+            batch = np.repeat(np.arange(len(chunk)), [len(feats[i]) for i in chunk])
+            things, things_mask = pad_objects(objects, chunk, self.spec.feature_dim)
+            logits = await timed(timings, "head", self.batcher.head(
+                person, batch.astype(np.int64), things, things_mask, memory, mask, offsets))
+            bounds = np.cumsum([0] + [len(feats[i]) for i in chunk])
+            for i, lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
+                out[i] = logits[lo:hi]
         return out
-
-    def _memory_width(self, source: Mapping[int, SecondFeatures], second: int) -> int:
-        """Slots memory_for fills for `second`: its neighbours' persons, capped per second."""
-        k = self.spec.persons_per_second
-        return sum(min(len(source[w].persons), k) for w in window_seconds(self.cfg, second, None)
-                   if w in source)
 
     # ------------------------------------------------------------------ response
 

@@ -30,7 +30,6 @@ CPU_PROVIDERS = ("CPUExecutionProvider",)
 class Runtime(Protocol):
     name: str  # "onnx" | "torchscript" | "eager"
     device: str  # "cpu" | "cuda"
-    head_masks: bool  # padded object/memory slots are masked exactly (head batching may pad)
 
     def features(self, clip: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """clip uint8 [B,T,H,W,3]; boxes [K,5] (clip index, x1, y1, x2, y2) -> float32 [K,D]."""
@@ -65,20 +64,13 @@ def graph_ports(artifact: Artifact) -> dict[str, Ports]:
         raise ArtifactError(f"{artifact.root / 'manifest.json'}: graphs.*.inputs: {err}") from None
 
 
-def head_masks_exactly(artifact: Artifact) -> bool:
-    """Padded object/memory rows of a head batch never change an answer: with masks they are
-    masked, and the reference's zero padding (masks off) is counted from the valid slots
-    inside the graph, whatever the batch's widths. So key frames always share head calls."""
-    return True
-
-
 class OnnxRuntime:
     name = "onnx"
 
-    def __init__(self, features: Any, head: Any, ports: Mapping[str, Ports], device: str,
-                 head_masks: bool) -> None:
+    def __init__(self, features: Any, head: Any, ports: Mapping[str, Ports],
+                 device: str) -> None:
         self._features, self._head, self._ports = features, head, ports
-        self.device, self.head_masks = device, head_masks
+        self.device = device
 
     def features(self, clip: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         ports = self._ports["features"]
@@ -94,9 +86,9 @@ class TorchRuntime:
     """TorchScript or eager modules: the same calling convention, on `device`."""
 
     def __init__(self, name: str, features: Any, head: Any, ports: Mapping[str, Ports],
-                 device: str, head_masks: bool) -> None:
+                 device: str) -> None:
         self.name, self._features, self._head, self._ports = name, features, head, ports
-        self.device, self.head_masks = device, head_masks
+        self.device = device
 
     def _run(self, module: Any, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         import torch
@@ -192,17 +184,17 @@ def eager_modules(artifact: Artifact, device: str) -> tuple[Any, Any]:
 def load_runtime(artifact: Artifact, kind: RuntimeKind, device: Device) -> Runtime:
     """The artifact's graphs in runtime `kind` on `device` (auto: CUDA when it works)."""
     kind, device = RuntimeKind(kind), Device(device)
-    ports, masks = graph_ports(artifact), head_masks_exactly(artifact)
+    ports = graph_ports(artifact)
     if kind is RuntimeKind.onnx:
         features, head, used = onnx_sessions(artifact, device)
-        return OnnxRuntime(features, head, ports, used, masks)
+        return OnnxRuntime(features, head, ports, used)
     used = torch_device(device)
     if kind is RuntimeKind.torchscript:
         modules = [load_torchscript(artifact.path(g, "torchscript"), used)
                    for g in ("features", "head")]
-        return TorchRuntime(kind.value, modules[0], modules[1], ports, used, masks)
+        return TorchRuntime(kind.value, modules[0], modules[1], ports, used)
     features, head = eager_modules(artifact, used)
-    return TorchRuntime(kind.value, features, head, ports, used, masks)
+    return TorchRuntime(kind.value, features, head, ports, used)
 
 
 def warm_up_inputs(spec: InputSpec, frame_size: tuple[int, int] | None = None,

@@ -36,9 +36,9 @@ class Seen:
 class Counting:
     """The real ONNX runtime, counting the rows each call gets; head masks as asked."""
 
-    def __init__(self, runtime: Runtime, head_masks: bool = True) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime, self.rows = runtime, []
-        self.name, self.device, self.head_masks = runtime.name, runtime.device, head_masks
+        self.name, self.device = runtime.name, runtime.device
 
     def features(self, clip: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         self.rows.append(len(boxes))
@@ -133,21 +133,6 @@ def test_max_batch_bounds_the_clips_of_a_call(runtime: Runtime, spec: InputSpec)
     for request, got in zip(requests, asyncio.run(serve()), strict=True):
         np.testing.assert_allclose(got, runtime.features(*request), atol=1e-5, rtol=0)
     assert seen.sizes("features") == [2, 2, 1]
-
-
-def test_unmasked_heads_batch_only_equal_widths(runtime: Runtime, spec: InputSpec) -> None:
-    rng = np.random.default_rng(2)
-    requests = [head_request(spec, rng, [2], o, 1.0) for o in (1, 3, 3)]
-    seen = Seen()
-
-    async def serve() -> None:
-        batcher = Batcher(Counting(runtime, head_masks=False), max_batch=8, max_wait_ms=20,
-                          queue_size=8, observer=seen)
-        await asyncio.gather(*(batcher.head(*r) for r in requests))
-        await batcher.close()
-
-    asyncio.run(serve())
-    assert sorted(seen.sizes("head")) == [1, 2]
 
 
 def test_full_queue_is_overloaded_with_retry_after(runtime: Runtime, spec: InputSpec) -> None:

@@ -60,7 +60,7 @@ async def detect_without_boxes(artifact_dir: Path, video: Path) -> dict[str, obj
     engine = Engine(artifact, model_ref(artifact, "onnx", "cpu"),
                     batcher, LocalStore("v", 60, 600, 10), metrics,
                     Limits.from_settings(Settings()), max_batch=8,
-                    head_masks=runtime.head_masks, lock_ttl_s=30,
+                    lock_ttl_s=30,
                     detector=load_detector(artifact, "cpu"), keyframe_rate=1.0, max_persons=4)
     params = detect_params({"min_score": "0", "top_k": "3"}, artifact.labels, max_persons=4)
     try:

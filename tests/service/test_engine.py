@@ -71,7 +71,7 @@ async def engine_answer(artifact_dir: Path, video: Path) -> dict[str, object]:
     model = model_ref(artifact, "onnx", "cpu")
     engine = Engine(artifact, model, batcher, LocalStore("v", 60, 600, 10), metrics,
                     Limits.from_settings(Settings()), max_batch=8,
-                    head_masks=runtime.head_masks, lock_ttl_s=30)
+                    lock_ttl_s=30)
     params = detect_params({"boxes": boxes_json(), "min_score": "0", "top_k": "1000"},
                            artifact.labels, max_persons=16)
     try:

@@ -63,7 +63,6 @@ def test_names_devices_and_mask_flag(runtimes: dict[RuntimeKind, Runtime]) -> No
     for kind, runtime in runtimes.items():
         assert runtime.name == kind.value
         assert runtime.device == "cpu"
-        assert runtime.head_masks is True  # the tiny preset masks padded slots
 
 
 def test_auto_device_falls_back_to_a_working_one(artifact: Artifact) -> None:
@@ -115,7 +114,7 @@ class Recorder:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime, self.calls = runtime, []
-        self.name, self.device, self.head_masks = runtime.name, runtime.device, True
+        self.name, self.device = runtime.name, runtime.device
 
     def features(self, clip: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         self.calls.append(("features", clip.shape, boxes.shape))
