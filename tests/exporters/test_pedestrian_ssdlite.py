@@ -96,7 +96,7 @@ def test_a_graph_that_does_not_fit_is_refused(monkeypatch: pytest.MonkeyPatch,
         return values
 
     monkeypatch.setattr(pedestrian_ssdlite, "constants", altered)
-    wanted = {"drop": "expanded_conv_7/project/weights", "reshape": "wrong shape",
+    wanted = {"drop": "expanded_conv_7/project/weights", "reshape": "1 misshapen",
               "extra": "BoxPredictor_6"}[change]
     with pytest.raises(ExportError, match=wanted):
         pedestrian_ssdlite.load_weights(pedestrian_ssdlite.packaged_graph())
