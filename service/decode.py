@@ -151,6 +151,11 @@ def probe_video(path: Path, limits: Limits) -> VideoMeta:
     return meta
 
 
+def grid_index(times: np.ndarray | float, fps: float) -> np.ndarray:
+    """The decoded grid point (k / fps) nearest each time: where a key frame's picture is."""
+    return np.rint(np.asarray(times, np.float64) * fps).astype(int)
+
+
 def detector_size(width: int, height: int, max_side: int = DETECT_MAX_SIDE) -> tuple[int, int]:
     """The size key frames are kept at for the detector: native, long side at most max_side."""
     scale = min(1.0, max_side / max(width, height))
@@ -185,7 +190,7 @@ class _Resampler:
         if self.keep is not None:
             (width, height), rate = self.keep
             k = round(index * rate / self.fps)  # the key frame nearest this grid point
-            if round(k * self.fps / rate) == index:  # as detection.detect_frames picks them
+            if int(grid_index(k / rate, self.fps)) == index:  # its picture is this one
                 self.kept[index] = to_rgb(frame, width, height, self.reformatter)
 
     def push(self, t: float, frame: av.VideoFrame) -> None:

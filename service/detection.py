@@ -17,7 +17,7 @@ import torch
 from exporters.artifact import InputSpec
 from exporters.detector_runtime import FrameDetections
 from model.roi import enlarge_boxes
-from service.decode import Decoded
+from service.decode import Decoded, grid_index
 from service.params import BoxesAt
 from service.tracking import Tracker, TrackerState
 
@@ -52,7 +52,7 @@ def detect_frames(detector: Detector, decoded: Decoded, times: np.ndarray, fps: 
                   max_persons: int, max_objects: int) -> Frames:
     """The detector on the decoded frame nearest each key frame (runs in a thread)."""
     width, height = decoded.size
-    index = np.clip(np.rint(np.asarray(times) * fps), 0, len(decoded.frames) - 1).astype(int)
+    index = np.clip(grid_index(times, fps), 0, len(decoded.frames) - 1)
     boxes, scores, objects = [], [], []
     for i in index:
         frame = decoded.detect_frames.get(int(i))  # kept near native size when asked for
