@@ -21,6 +21,8 @@ COPY pyproject.toml README.md ./
 COPY model ./model
 COPY service ./service
 COPY exporters ./exporters
+COPY cli ./cli
+COPY bench ./bench
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
  && /opt/venv/bin/pip install .

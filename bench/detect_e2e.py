@@ -39,7 +39,7 @@ MODES = ("detector", "ground-truth boxes")
 
 def generate(out: Path) -> Path:
     if not (out / "dataset.json").is_file():
-        subprocess.run([sys.executable, "-m", "model.cli", "synth", "--out", str(out),
+        subprocess.run([sys.executable, "-m", "cli", "synth", "--out", str(out),
                         "--videos", str(VIDEOS), "--seconds", str(SECONDS), "--seed", str(SEED),
                         "--split-val", "0", "--quiet", "--overwrite"], check=True)
     return out

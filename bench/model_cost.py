@@ -50,12 +50,13 @@ def tiny_train_step(repeats: int) -> float:
 def head_times(persons: int, repeats: int) -> tuple[float, float]:
     cfg = preset("r50_4x16")
     model = build_aia(cfg).eval()
-    d, slots = cfg.feature_dim, cfg.ia.memory_slots - cfg.ia.persons_per_second
+    d, window = cfg.feature_dim, cfg.ia.window
+    slots = window.slots
     feats = torch.randn(persons, d)
     batch = torch.zeros(persons, dtype=torch.long)
     args = (feats, batch, torch.randn(1, 5, d), torch.ones(1, 5, dtype=torch.bool),
             torch.randn(1, slots, d), torch.ones(1, slots, dtype=torch.bool),
-            torch.tensor([o for o in range(-30, 31) if o != 0]).repeat_interleave(5)[None])
+            torch.from_numpy(window.slot_seconds())[None])
     head = model.head
     assert head.ia is not None
 

@@ -75,7 +75,8 @@ def eager(reference: Path) -> tuple[dict[str, Any], dict[str, Any]]:
                                             io["head_input"])
     logits = model.head(*map(torch.from_numpy, head_inputs(io["head_input"].numpy())))
     out["eager_logits"] = max_diff(logits, io["logits"])
-    out["scores"] = max_diff(action_scores(logits, cfg.classifier.groups), io["scores"])
+    out["scores"] = max_diff(action_scores(logits.numpy(), cfg.classifier.groups),
+                             io["scores"])
     out["logit_scale"] = float(io["logits"].abs().max())
     return out, io
 

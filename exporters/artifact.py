@@ -18,6 +18,7 @@ from typing import Any
 
 from model.config import ConfigError, ModelConfig, from_dict
 from model.labels import Label
+from model.memory_window import MemoryWindow
 
 FORMAT = "aia-artifact/1"
 MANIFEST = "manifest.json"
@@ -87,9 +88,9 @@ class InputSpec:
                     self.max_long_side / max(width, height))
         return max(1, round(width * scale)), max(1, round(height * scale)), scale
 
-    def memory_offsets(self) -> list[int]:
-        """The neighbour seconds of the memory input, each `persons_per_second` slots."""
-        return [s for s in range(-self.memory_before, self.memory_after + 1) if s != 0]
+    @property
+    def window(self) -> MemoryWindow:
+        return MemoryWindow(self.memory_before, self.memory_after, self.persons_per_second)
 
 
 @dataclass(frozen=True)

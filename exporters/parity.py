@@ -25,10 +25,10 @@ from tqdm import tqdm
 
 from exporters.artifact import InputSpec
 from exporters.graphs import Dtype, ExportError
+from model.boxes import enlarge_boxes
 from model.config import ModelConfig
 from model.data.toy import ToyVideo, draw_frame, object_box, person_box, write_video
 from model.data.video import WindowSpec, read_window
-from model.roi import enlarge_boxes
 
 FP32_TOLERANCE = 1e-4
 # fp16 rounds every activation to 11 significant bits. Measured on the tiny and r50 presets
@@ -134,7 +134,7 @@ def random_boxes(rng: np.random.Generator, counts: Sequence[int], width: int,
 def memory_layout(spec: InputSpec, fills: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Per clip, the first fills[b] of the window's neighbour slots hold a feature.
     All fills 0: no slot at all (M = 0), the empty memory of a first key frame."""
-    seconds = np.repeat(spec.memory_offsets(), spec.persons_per_second)
+    seconds = spec.window.slot_seconds()
     m = len(seconds) if any(fills) else 0
     mask = np.arange(m)[None] < np.round(np.asarray(fills) * m)[:, None]  # [B,M]
     return mask, np.broadcast_to(seconds[:m], (len(fills), m)).astype(np.int64).copy()
@@ -189,7 +189,7 @@ def toy_boxes(counts: Sequence[int], which: str, width: int, height: int,
             rows.append([clip, *(v * s for v, s in zip(box, (width, height) * 2, strict=True))])
     boxes = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
     if which == "person":
-        boxes[:, 1:] = enlarge_boxes(boxes[:, 1:], enlarge, width, height)
+        boxes[:, 1:] = torch.from_numpy(enlarge_boxes(boxes[:, 1:].numpy(), enlarge, width, height))
     return boxes.numpy()
 
 

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from model.memory_window import MemoryWindow
+
 
 @dataclass(frozen=True)
 class BankWrite:
@@ -30,8 +32,10 @@ class BankWrite:
     loss: float
 
 
-class MemoryWindow(NamedTuple):
-    features: torch.Tensor  # [B,M,D], M = (before + after) * K, zeros where missing
+class MemoryInput(NamedTuple):
+    """Graph 2's memory input, in the window's fixed layout (model.memory_window)."""
+
+    features: torch.Tensor  # [B,M,D], M = window.slots, zeros where missing
     mask: torch.Tensor  # [B,M] bool
     seconds: torch.Tensor  # [B,M] int64 offset of each slot from the key frame
 
@@ -66,8 +70,8 @@ class FeatureBank:
         self.capacity, self.dtype = capacity, dtype
         self.err = math.inf  # Algorithm 1, line 2
         self._pool: OrderedDict[tuple[str, int], tuple[torch.Tensor, float]] = OrderedDict()
-        self._seconds = [o for o in range(-before, after + 1) if o != 0]  # neighbour offsets
-        self.offsets = torch.tensor(self._seconds, dtype=torch.long).repeat_interleave(self.k)
+        self.window = MemoryWindow(before, after, persons_per_second)
+        self.offsets = torch.from_numpy(self.window.slot_seconds())  # [M]
 
     def __len__(self) -> int:
         return len(self._pool)
@@ -121,14 +125,14 @@ class FeatureBank:
         seconds: Sequence[int],
         err: float | None = None,
         device: torch.device | str = "cpu",
-    ) -> MemoryWindow:
-        """Windows around each (video, second) -> MemoryWindow [B,M,D]; no gradient."""
+    ) -> MemoryInput:
+        """Windows around each (video, second) -> MemoryInput [B,M,D]; no gradient."""
         err = self.err if err is None else err
         b, m = len(videos), self.slots
         features = torch.zeros(b, m, self.dim)
         mask = torch.zeros(b, m, dtype=torch.bool)
         for i, (video, second) in enumerate(zip(videos, seconds, strict=True)):
-            for j, offset in enumerate(self._seconds):
+            for j, offset in enumerate(self.window.neighbours()):
                 entry = self._pool.get((video, int(second) + offset))
                 if entry is None:
                     continue
@@ -136,7 +140,7 @@ class FeatureBank:
                 start = j * self.k
                 features[i, start : start + len(stored)] = stored.float() * penalty(err, tag)
                 mask[i, start : start + len(stored)] = True
-        return MemoryWindow(features.to(device), mask.to(device),
+        return MemoryInput(features.to(device), mask.to(device),
                             self.offsets.expand(b, m).clone().to(device))
 
     # -- state ------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def _reference_extra(cfg: ModelConfig, persons: int, objects: int, slots: int) -
 def mac_counts(cfg: ModelConfig, persons: int, objects: int | None = None) -> MacCounts:
     """MACs for one clip at the preset's input size, counted on the meta device (no compute)."""
     objects = cfg.ia.max_objects if objects is None else objects
-    slots = cfg.ia.memory_slots - cfg.ia.persons_per_second  # neighbours; the head adds 'now'
+    slots = cfg.ia.window.slots  # neighbours; the head adds 'now'
     with torch.device("meta"):
         model = build_aia(cfg).eval()
     h, w = cfg.input.short_side, cfg.input.max_long_side

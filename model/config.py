@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from model.memory_window import MemoryWindow
+
 
 class ConfigError(ValueError):
     """A config field holds a value the network cannot be built with."""
@@ -239,12 +241,8 @@ class IAConfig:
         _check(0.0 <= self.dropout < 1.0, "ia.dropout", self.dropout, "must be in [0, 1)")
 
     @property
-    def memory_seconds(self) -> int:
-        return self.memory_before + self.memory_after + 1
-
-    @property
-    def memory_slots(self) -> int:
-        return self.memory_seconds * self.persons_per_second
+    def window(self) -> MemoryWindow:
+        return MemoryWindow(self.memory_before, self.memory_after, self.persons_per_second)
 
     def uses(self, block: Block) -> bool:
         return block in self.blocks

@@ -131,7 +131,7 @@ class AIAHead(nn.Module):
         # second 0 of the input is ignored: the clip's own persons stand there
         neighbours = memory_mask & (memory_seconds != 0)
         mask = torch.cat([neighbours, current_mask], dim=1) & in_window  # [B,M+k]
-        positions = (seconds + self.cfg.memory_before).clamp(0, self.cfg.memory_seconds - 1)
+        positions = (seconds + self.cfg.memory_before).clamp(0, self.cfg.window.span - 1)
         reduced = self.ia.reduce(self.ia.memory_reduce, feats)  # [B,M+k,C], once per clip
         ctx = self.group_context(reduced, mask, person_batch, positions)
         if self.cfg.use_masks:
@@ -139,10 +139,10 @@ class AIAHead(nn.Module):
         # reference: every second of the window holds persons_per_second slots, zero
         # features where nobody is: per second, the count of those
         assert self.ia.memory_reduce is not None
-        seconds_range = torch.arange(self.cfg.memory_seconds, device=feats.device)
+        seconds_range = torch.arange(self.cfg.window.span, device=feats.device)
         per_second = (positions.unsqueeze(-1) == seconds_range) & mask.unsqueeze(-1)
         count = per_second.sum(dim=1)  # [B,W] valid slots per window second
-        bias = self.ia.memory_reduce.bias.unsqueeze(0).expand(self.cfg.memory_seconds, -1)
+        bias = self.ia.memory_reduce.bias.unsqueeze(0).expand(self.cfg.window.span, -1)
         return self.padded(ctx, k - count, person_batch, bias, seconds_range)
 
     def padded(self, ctx: Context, pads: torch.Tensor, person_batch: torch.Tensor,

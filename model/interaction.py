@@ -152,7 +152,7 @@ class InteractionAggregation(nn.Module):
         widths = _block_widths(cfg, dim_feature)
         self.blocks = nn.ModuleList(
             InteractionBlock(c, w, c, cfg.dropout,
-                             cfg.memory_seconds if kind is Block.MEMORY else 0,
+                             cfg.window.span if kind is Block.MEMORY else 0,
                              cfg.positions_after_projection)
             for kind, w in zip(cfg.blocks, widths, strict=True)
         )

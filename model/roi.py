@@ -33,19 +33,3 @@ class RoIFeatures(nn.Module):
         """slow [B,Cs,Ts,h,w], fast [B,Cf,Tf,h,w], boxes [K,5] (clip, x1..y2) -> [K,Cs+Cf]."""
         return torch.cat([self.pool(slow, boxes), self.pool(fast, boxes)], dim=1)
 
-
-def enlarge_boxes(
-    boxes: torch.Tensor, enlarge: tuple[float, float], width: int, height: int
-) -> torch.Tensor:
-    """Test-time box growth of the reference: +w*ex and +h*ey, split over both sides, clipped.
-
-    boxes [K,4] (x1, y1, x2, y2) in pixels of a `width` x `height` frame -> [K,4].
-    """
-    ex, ey = enlarge
-    dw = (boxes[:, 2] - boxes[:, 0]) * ex / 2
-    dh = (boxes[:, 3] - boxes[:, 1]) * ey / 2
-    grown = torch.stack(
-        [boxes[:, 0] - dw, boxes[:, 1] - dh, boxes[:, 2] + dw, boxes[:, 3] + dh], dim=1
-    )
-    limits = grown.new_tensor([width, height, width, height])
-    return torch.minimum(grown.clamp(min=0), limits)

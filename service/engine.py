@@ -20,7 +20,6 @@ import anyio.to_thread
 import numpy as np
 
 from exporters.artifact import Artifact
-from model.memory_window import SecondFeatures
 from service.batcher import Batcher
 from service.decode import (
     Decoded,
@@ -57,15 +56,7 @@ from service.schemas import (
 from service.session_tracks import track_clip
 from service.store import MemoryStore, SessionRecord, StoreUnavailable
 from service.timings import Timings, timed
-from service.window import (
-    memory_inputs,
-    memory_source,
-    overall_status,
-    pad_objects,
-    second_of,
-    status_of,
-    window_seconds,
-)
+from service.window import memory_inputs, overall_status, pad_objects, second_of, status_of
 
 BOX_TIME_SLACK_S = 0.5  # a client box may sit this far past the last frame (rounding)
 
@@ -83,6 +74,7 @@ class Engine:
                  lock_ttl_s: float, detector: Detector | None = None,
                  keyframe_rate: float = 1.0, max_persons: int = 64) -> None:
         self.artifact, self.spec, self.cfg = artifact, artifact.input, artifact.config
+        self.window = artifact.input.window
         self.model, self.batcher, self.store, self.metrics = model, batcher, store, metrics
         self.limits, self.max_batch = limits, max_batch
         self.lock_ttl_s = lock_ttl_s
@@ -110,11 +102,9 @@ class Engine:
                     frames.person_ids = track(frames, feats)
             seconds = [second_of(t) for t in frames.times]
             own = self._own_seconds(seconds, feats)
-            source = memory_source(own)
-            statuses = [status_of(set(window_seconds(self.cfg, s, None)) & set(own), own)
+            statuses = [status_of(set(self.window.seconds_around(s)) & set(own), own)
                         for s in seconds]
-            logits = await self._head(feats, objects, [source] * len(seconds), seconds,
-                                      timings)
+            logits = await self._head(feats, objects, [own] * len(seconds), seconds, timings)
             with timings.stage("serialise"):
                 response = self._response(meta, frames, frames.times, statuses, False, logits,
                                           params)
@@ -153,7 +143,7 @@ class Engine:
         start_s = clip.start_s if clip.start_s is not None else clip.clip_index * meta.duration_s
         seconds = [second_of(start_s + t) for t in frames.times]
         lookahead = record.lookahead_s if record is not None else 0
-        wanted = sorted({w for s in seconds for w in window_seconds(self.cfg, s, lookahead)
+        wanted = sorted({w for s in seconds for w in self.window.seconds_around(s, lookahead)
                          if w >= 0} - set(seconds))
         decoded, (stored, tracker) = await asyncio.gather(
             timed(timings, "decode", self._decode(video, meta, frames.detect)),
@@ -169,10 +159,10 @@ class Engine:
         own = self._own_seconds(seconds, feats)
         sources, statuses = [], []
         for s in seconds:
-            window = [w for w in window_seconds(self.cfg, s, lookahead) if w >= 0]
+            window = [w for w in self.window.seconds_around(s, lookahead) if w >= 0]
             visible = {w: f for w, f in (stored or {}).items() if w in window}
             visible.update({w: f for w, f in own.items() if w in window})
-            sources.append(memory_source(visible))
+            sources.append(visible)
             statuses.append(MemoryStatus.degraded if degraded else status_of(window, visible))
         logits = await self._head(feats, objects, sources, seconds, timings)
         status, missing = self._order(record, clip.clip_index)
@@ -335,11 +325,11 @@ class Engine:
         """{second: the first persons_per_second person features of its first key frame}."""
         own: dict[int, np.ndarray] = {}
         for s, f in zip(seconds, feats, strict=True):
-            own.setdefault(s, f[: self.spec.persons_per_second])
+            own.setdefault(s, f[: self.window.per_second])
         return own
 
     async def _head(self, feats: Sequence[np.ndarray], objects: Sequence[np.ndarray],
-                    sources: Sequence[Mapping[int, SecondFeatures]],
+                    sources: Sequence[Mapping[int, np.ndarray]],
                     seconds: Sequence[int], timings: Timings) -> list[np.ndarray]:
         """Logits [n,A] per key frame; key frames share calls (padding never changes an
         answer: masked slots, or the reference's padding counted inside the graph)."""
@@ -349,7 +339,8 @@ class Engine:
         for start in range(0, len(busy), self.max_batch):
             chunk = busy[start:start + self.max_batch]
             memory, mask, offsets = memory_inputs(
-                self.cfg, [sources[i] for i in chunk], [seconds[i] for i in chunk])
+                self.window, [sources[i] for i in chunk], [seconds[i] for i in chunk],
+                self.spec.feature_dim)
             person = np.concatenate([feats[i] for i in chunk])  # [N,D]
             batch = np.repeat(np.arange(len(chunk)), [len(feats[i]) for i in chunk])
             things, things_mask = pad_objects(objects, chunk, self.spec.feature_dim)

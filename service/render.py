@@ -10,7 +10,7 @@ import numpy as np
 
 from model.config import ClassGroup
 from model.labels import Label
-from model.postprocess import action_scores_numpy
+from model.postprocess import action_scores
 from service.params import DetectParams
 from service.schemas import Action, ClipResponse, DetectResponse, Person
 
@@ -20,7 +20,7 @@ JSON_MEDIA = "application/json"
 
 def scores_of(logits: np.ndarray, groups: tuple[ClassGroup, ...]) -> np.ndarray:
     """float32 [N,A] logits -> [N,A] scores in [0,1] (pose softmax, the rest sigmoid)."""
-    return action_scores_numpy(logits, groups)
+    return action_scores(logits, groups)
 
 
 def persons_of(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[Label],

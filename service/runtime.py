@@ -211,7 +211,7 @@ def warm_up_inputs(spec: InputSpec, frame_size: tuple[int, int] | None = None,
     k = persons + spec.max_objects
     corners = np.sort(rng.uniform(0, 1, (k, 2, 2)), axis=1) * np.array([w, h])  # [k,2,2]
     boxes = np.concatenate([np.zeros((k, 1)), corners.reshape(k, 4)], axis=1)  # [k,5]
-    seconds = np.repeat(spec.memory_offsets(), spec.persons_per_second)[None]  # [1,M]
+    seconds = spec.window.slot_seconds()[None]  # [1,M]
     m, d = seconds.shape[1], spec.feature_dim
     head = (rng.standard_normal((persons, d)).astype(np.float32),
             np.zeros(persons, np.int64),

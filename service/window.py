@@ -1,8 +1,7 @@
-"""Memory windows for graph 2, built exactly as offline validation builds them.
-
-`model.memory_window.memory_for` is the one place that turns "person features per second"
-into the head's memory input; whole videos (past and future seconds) and session clips (past
-seconds, plus a lookahead) both go through it here, then get padded across key frames.
+"""The service's side of the memory window: which seconds a key frame reads, how complete
+its memory was, and graph 2's padded inputs. The window rule itself is
+`model.memory_window.MemoryWindow` (the same object validation reads); whole videos (past and
+future seconds) and session clips (past seconds, plus a lookahead) both go through it.
 Seconds are whole seconds: a key frame at time t belongs to second floor(t).
 """
 
@@ -12,10 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
-from model.config import ModelConfig
-from model.memory_window import SecondFeatures, memory_for
+from model.memory_window import MemoryWindow, pad
 from service.schemas import MemoryStatus
 
 _EPS = 1e-6  # a key frame at 2.9999999 s is second 3: float noise from start_s + t
@@ -23,20 +20,6 @@ _EPS = 1e-6  # a key frame at 2.9999999 s is second 3: float noise from start_s 
 
 def second_of(t: float) -> int:
     return math.floor(t + _EPS)
-
-
-def memory_source(features: Mapping[int, np.ndarray]) -> dict[int, SecondFeatures]:
-    """{second: float32 [n,D]} -> what memory_for reads (boxes and objects are not used)."""
-    return {s: SecondFeatures(torch.from_numpy(np.ascontiguousarray(f, np.float32)),
-                              torch.zeros(len(f), 4), torch.zeros(0, f.shape[1]))
-            for s, f in features.items()}
-
-
-def window_seconds(cfg: ModelConfig, second: int, lookahead_s: int | None) -> list[int]:
-    """Neighbour seconds of `second` the head may see; lookahead None: the whole future
-    window (offline), else at most `lookahead_s` seconds ahead (streaming)."""
-    after = cfg.ia.memory_after if lookahead_s is None else min(lookahead_s, cfg.ia.memory_after)
-    return [second + o for o in range(-cfg.ia.memory_before, after + 1) if o != 0]
 
 
 def status_of(expected: Iterable[int], present: Iterable[int]) -> MemoryStatus:
@@ -56,22 +39,12 @@ def overall_status(statuses: Sequence[MemoryStatus], degraded: bool) -> MemorySt
     return min(statuses, key=order.index, default=MemoryStatus.cold)
 
 
-def memory_inputs(cfg: ModelConfig, sources: Sequence[Mapping[int, SecondFeatures]],
-                  seconds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per key frame (its source and second) memory_for's window, padded to one width:
-    memory float32 [B,M,D], mask bool [B,M], seconds int64 [B,M]."""
-    windows = [memory_for(cfg, source, s) for source, s in zip(sources, seconds, strict=True)]
-    width = max((w[0].shape[1] for w in windows), default=0)
-    b, d = len(windows), cfg.feature_dim
-    memory = np.zeros((b, width, d), np.float32)
-    mask = np.zeros((b, width), bool)
-    offsets = np.zeros((b, width), np.int64)
-    for i, (feats, valid, secs) in enumerate(windows):
-        m = feats.shape[1]
-        memory[i, :m] = feats[0].numpy()
-        mask[i, :m] = valid[0].numpy()
-        offsets[i, :m] = secs[0].numpy()
-    return memory, mask, offsets
+def memory_inputs(window: MemoryWindow, sources: Sequence[Mapping[int, np.ndarray]],
+                  seconds: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per key frame (its {second: [n,D]} source and its second) the window's compact memory,
+    padded to one width: memory float32 [B,M,D], mask bool [B,M], slot seconds int64 [B,M]."""
+    return pad([window.gather(source, s, dim) for source, s in zip(sources, seconds,
+                                                                    strict=True)], dim)
 
 
 def pad_objects(objects: Sequence[np.ndarray], rows: Sequence[int],

@@ -1,7 +1,10 @@
-"""`python -m model.train` = `aia train`."""
+"""`python -m model.train` = `aia train` (what `torchrun -m model.train` runs)."""
 
+import argparse
 import sys
 
-from model.cli import main
+from model.train import cli
 
-sys.exit(main(["train", *sys.argv[1:]]))
+parser = argparse.ArgumentParser(prog="python -m model.train", description=cli.__doc__)
+cli.add_arguments(parser)
+sys.exit(int(cli.run(parser.parse_args())))

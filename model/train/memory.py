@@ -17,7 +17,7 @@ from typing import Protocol
 
 import torch
 
-from model.bank import BankWrite, FeatureBank, MemoryWindow
+from model.bank import BankWrite, FeatureBank, MemoryInput
 from model.config import ModelConfig
 from model.data.batching import Batch
 from model.data.dataset import AvaDataset
@@ -29,18 +29,14 @@ Gather = Callable[[list[BankWrite]], list[BankWrite]]
 
 
 class MemorySource(Protocol):
-    def read(self, batch: Batch, model: AIA) -> MemoryWindow: ...
+    def read(self, batch: Batch, model: AIA) -> MemoryInput: ...
 
     def after_step(self, batch: Batch, person_features: torch.Tensor, loss: float) -> None: ...
 
 
-def window_offsets(cfg: ModelConfig) -> list[int]:
-    return [o for o in range(-cfg.ia.memory_before, cfg.ia.memory_after + 1) if o != 0]
-
-
-def empty_window(cfg: ModelConfig, num_clips: int, device: torch.device) -> MemoryWindow:
+def empty_window(cfg: ModelConfig, num_clips: int, device: torch.device) -> MemoryInput:
     d = cfg.feature_dim
-    return MemoryWindow(torch.zeros(num_clips, 0, d, device=device),
+    return MemoryInput(torch.zeros(num_clips, 0, d, device=device),
                         torch.zeros(num_clips, 0, dtype=torch.bool, device=device),
                         torch.zeros(num_clips, 0, dtype=torch.long, device=device))
 
@@ -49,7 +45,7 @@ class NoMemory:
     def __init__(self, cfg: ModelConfig) -> None:
         self.cfg = cfg
 
-    def read(self, batch: Batch, model: AIA) -> MemoryWindow:
+    def read(self, batch: Batch, model: AIA) -> MemoryInput:
         return empty_window(self.cfg, batch.num_clips, batch.clip.device)
 
     def after_step(self, batch: Batch, person_features: torch.Tensor, loss: float) -> None:
@@ -65,7 +61,7 @@ class BankMemory:
                                 torch.float16 if mem.bank_half else torch.float32)
         self.gather = gather
 
-    def read(self, batch: Batch, model: AIA) -> MemoryWindow:
+    def read(self, batch: Batch, model: AIA) -> MemoryInput:
         return self.bank.read([c.video_id for c in batch.clips],
                               [c.timestamp for c in batch.clips], device=batch.clip.device)
 
@@ -111,15 +107,15 @@ class NeighbourMemory:
         self.cache[key] = feats.cpu()
         return feats
 
-    def read(self, batch: Batch, model: AIA) -> MemoryWindow:
+    def read(self, batch: Batch, model: AIA) -> MemoryInput:
         k, device = self.cfg.ia.persons_per_second, batch.clip.device
-        offsets = window_offsets(self.cfg)
-        b, m, d = batch.num_clips, len(offsets) * k, self.cfg.feature_dim
+        window = self.cfg.ia.window
+        b, m, d = batch.num_clips, window.slots, self.cfg.feature_dim
         rows: list[torch.Tensor] = []
         mask = torch.zeros(b, m, dtype=torch.bool, device=device)
         for i, clip in enumerate(batch.clips):
             slots = []
-            for j, offset in enumerate(offsets):
+            for j, offset in enumerate(window.neighbours()):
                 feats = self.neighbour(model, clip.video_id, clip.timestamp + offset, device)
                 block = torch.zeros(k, d, device=device)
                 if feats is not None:
@@ -127,9 +123,8 @@ class NeighbourMemory:
                     mask[i, j * k : j * k + len(feats)] = True
                 slots.append(block)
             rows.append(torch.cat(slots, dim=0) if slots else torch.zeros(0, d, device=device))
-        seconds = torch.tensor(offsets, dtype=torch.long, device=device)
-        seconds = seconds.repeat_interleave(k).expand(b, m)
-        return MemoryWindow(torch.stack(rows), mask, seconds.clone())
+        seconds = torch.from_numpy(window.slot_seconds()).to(device).expand(b, m)  # [B,M]
+        return MemoryInput(torch.stack(rows), mask, seconds.clone())
 
     def after_step(self, batch: Batch, person_features: torch.Tensor, loss: float) -> None:
         return None

@@ -21,9 +21,18 @@ from model.data.dataset import AvaDataset
 from model.data.offline import iter_video_batches
 from model.evaluate import EvalResult, evaluate
 from model.labels import Label
-from model.memory_window import SecondFeatures, memory_for
+from model.memory_window import pad
 from model.network import AIA
 from model.postprocess import action_scores
+
+
+@dataclass(frozen=True)
+class SecondFeatures:
+    """What pass 1 keeps of one second of a video."""
+
+    persons: torch.Tensor  # [n,D]
+    boxes: torch.Tensor  # [n,4] normalised, as the detector gave them
+    objects: torch.Tensor  # [k,D], highest score first
 
 
 @dataclass(frozen=True)
@@ -62,13 +71,15 @@ def predict_video(model: AIA, cfg: ModelConfig, video_id: str, key_frames: list[
         if entry is None or len(entry.persons) == 0:
             continue
         n, objects = len(entry.persons), entry.objects[: cfg.ia.max_objects]
-        memory = [x.to(device) for x in memory_for(cfg, seconds, t)]
+        persons = {s: e.persons.numpy() for s, e in seconds.items()}
+        window = cfg.ia.window.gather(persons, t, cfg.feature_dim)
+        memory = [torch.from_numpy(x).to(device) for x in pad([window], cfg.feature_dim)]
         logits = model.head(entry.persons.to(device), torch.zeros(n, dtype=torch.long,
                                                                    device=device),
                             objects.unsqueeze(0).to(device),
                             torch.ones(1, len(objects), dtype=torch.bool, device=device),
                             *memory)
-        scores = action_scores(logits.float(), cfg.classifier.groups).cpu()
+        scores = action_scores(logits.float().cpu().numpy(), cfg.classifier.groups)
         for box, person_scores in zip(entry.boxes.tolist(), scores, strict=True):
             for a, score in enumerate(person_scores.tolist()):
                 rows.append(Row(video_id, t, tuple(box), a + 1, score))

@@ -44,7 +44,7 @@ def test_pip_install_dot_on_the_build_context_gives_the_aia_command(tmp_path: Pa
     assert (site / "bin" / "aia").is_file()
     assert list((site / "model" / "labels").glob("*.pbtxt"))
     check = subprocess.run(
-        [sys.executable, "-c", "import service.settings, service.app, model.cli, "
+        [sys.executable, "-c", "import service.settings, service.app, cli.main, bench.cli, "
          "exporters.artifact; print(service.settings.__file__)"],
         cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, timeout=120, check=False)

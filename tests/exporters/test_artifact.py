@@ -107,9 +107,11 @@ def test_input_spec_resize_is_the_data_loaders(width, height) -> None:
     assert spec.resized(width, height) == WindowSpec.from_input(cfg.input).resized(width, height)
 
 
-def test_memory_offsets_skip_the_key_second() -> None:
-    spec = InputSpec.from_config(preset("r50_4x16"))
-    offsets = spec.memory_offsets()
+def test_input_spec_window_is_the_config_window() -> None:
+    cfg = preset("r50_4x16")
+    spec = InputSpec.from_config(cfg)
+    assert spec.window == cfg.ia.window
+    offsets = spec.window.neighbours()
     assert len(offsets) == 60
     assert 0 not in offsets
     assert (offsets[0], offsets[-1]) == (-30, 30)

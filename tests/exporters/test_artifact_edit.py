@@ -18,7 +18,7 @@ from exporters.artifact import MANIFEST, ArtifactError, load_artifact, sha256
 from exporters.artifact_edit import add_detector, set_dataset
 from exporters.detector_runtime import DetectorRunner
 from exporters.graphs import ExportError
-from model.cli import main
+from cli.main import main
 from service.app import build_engine, load_detector, model_ref
 from service.batcher import Batcher
 from service.metrics import Metrics

@@ -17,7 +17,7 @@ from exporters.artifact import MANIFEST, load_artifact, load_torchscript, onnx_s
 from exporters.export import ExportOptions, export_artifact
 from exporters.graphs import Dtype, ExportError, Format
 from exporters.parity import OnnxRunner, TorchRunner, random_cases, run_case
-from model.cli import main
+from cli.main import main
 from model.config import from_dict
 from model.network import AIA
 from model.train import checkpoint as ckpt
@@ -30,7 +30,7 @@ def exported(tmp_path_factory, checkpoint) -> tuple[Path, str]:
     """One fp32 export in both formats through the command line, in its own process so the
     test sees everything the user's terminal would -> (artifact, stdout + stderr)."""
     out = tmp_path_factory.mktemp("export") / "artifact"
-    done = subprocess.run([sys.executable, "-m", "model.cli", "export", "--checkpoint",
+    done = subprocess.run([sys.executable, "-m", "cli", "export", "--checkpoint",
                            str(checkpoint), "--out", str(out)], capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr

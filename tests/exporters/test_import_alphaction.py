@@ -18,7 +18,7 @@ import torch
 
 from exporters.graphs import ExportError
 from exporters.import_alphaction import infer_config, map_state
-from model.cli import main
+from cli.main import main
 from model.config import Structure
 from model.labels import ava_labels
 from model.network import AIA

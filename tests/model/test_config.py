@@ -32,7 +32,7 @@ def test_reference_presets_match_design() -> None:
     assert r50.backbone.stage_blocks == (3, 4, 6, 3)
     assert r101.backbone.stage_blocks == (3, 4, 23, 3)
     assert r50.feature_dim == r101.feature_dim == 2304
-    assert r50.ia.memory_slots == 305
+    assert (r50.ia.window.span, r50.ia.window.slots) == (61, 300)
     assert "".join(b.value for b in r50.ia.blocks) == "POMPOM"
     assert r50.ia.use_masks
     assert r50.ia.dropout == 0.2

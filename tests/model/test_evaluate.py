@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.cli import main
+from cli.main import main
 from model.data.ava_files import Row, write_exclusions, write_label_map, write_rows
 from model.evaluate import average_precision, evaluate
 
@@ -415,7 +415,7 @@ def test_cli_names_file_and_line_on_bad_input(tmp_path: Path, capsys: pytest.Cap
 
 def test_eval_reads_the_services_csv_answers_with_person_ids(tmp_path):
     """`POST /v1/detect?format=ava_csv` rows end with the tracked person_id (9 columns)."""
-    from model.cli import main
+    from cli.main import main
 
     labelmap = tmp_path / "labels.pbtxt"
     labelmap.write_text('item {\n  name: "stand"\n  id: 12\n}\n')

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from model.cli import main
+from cli.main import main
 from model.complexity import mac_counts
 from model.config import preset
 
@@ -23,14 +23,14 @@ def test_info_json_reports_parts(capsys) -> None:
 
 
 def test_info_table_via_console_entry() -> None:
-    out = subprocess.run([sys.executable, "-m", "model.cli", "info", "--preset", "tiny"],
+    out = subprocess.run([sys.executable, "-m", "cli", "info", "--preset", "tiny"],
                          capture_output=True, text=True, check=True).stdout
     assert "backbone" in out
     assert "head (ref)" in out
 
 
 def test_info_rejects_unknown_preset() -> None:
-    proc = subprocess.run([sys.executable, "-m", "model.cli", "info", "--preset", "r18"],
+    proc = subprocess.run([sys.executable, "-m", "cli", "info", "--preset", "r18"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "invalid choice" in proc.stderr

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from model.config import AVA_GROUPS, ClassGroup, LossKind
 from model.losses import action_loss, sigmoid_focal, softmax_focal
-from model.postprocess import action_scores, action_scores_numpy
+from model.postprocess import action_scores
 
 
 def test_softmax_focal_with_gamma_zero_is_cross_entropy() -> None:
@@ -57,7 +57,7 @@ def test_action_loss_with_no_persons_is_zero_and_differentiable() -> None:
 @pytest.mark.parametrize("n", [0, 1, 5])
 def test_scores_softmax_pose_sigmoid_rest(n: int) -> None:
     logits = torch.randn(n, 80)
-    scores = action_scores(logits, AVA_GROUPS)
+    scores = torch.from_numpy(action_scores(logits.numpy(), AVA_GROUPS))
     assert scores.shape == (n, 80)
     torch.testing.assert_close(scores[:, :14].sum(1), torch.ones(n))
     torch.testing.assert_close(scores[:, 14:], logits[:, 14:].sigmoid())
@@ -68,14 +68,14 @@ def test_scores_follow_custom_groups() -> None:
         ClassGroup("a", 1, 2, LossKind.SIGMOID, 1.0),
         ClassGroup("b", 3, 5, LossKind.SOFTMAX, 1.0),
     )
-    scores = action_scores(torch.randn(3, 5), groups)
+    scores = torch.from_numpy(action_scores(np.random.randn(3, 5), groups))
     torch.testing.assert_close(scores[:, 2:].sum(1), torch.ones(3))
 
 
 @pytest.mark.parametrize("n", [0, 1, 7])
-def test_numpy_scores_equal_torch_scores(n: int) -> None:
+def test_scores_equal_torch_softmax_and_sigmoid(n: int) -> None:
     logits = torch.randn(n, 80) * 8  # large logits: softmax/sigmoid must not overflow
-    expected = action_scores(logits, AVA_GROUPS).numpy()
-    found = action_scores_numpy(logits.numpy(), AVA_GROUPS)
+    expected = torch.cat([logits[:, :14].softmax(1), logits[:, 14:].sigmoid()], 1).numpy()
+    found = action_scores(logits.numpy(), AVA_GROUPS)
     assert found.dtype == np.float32
     np.testing.assert_allclose(found, expected, atol=1e-6)

@@ -1,6 +1,6 @@
 """A real `aia serve` process on a free port, for the HTTP tests (one per test module).
 
-`free_port` and `stop_process` are the benchmark's (service/bench.py), re-exported here.
+`free_port` and `stop_process` are the benchmark's (bench/serve.py), re-exported here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from service.bench import free_port, stop_process
+from bench.serve import free_port, stop_process
 
 __all__ = ["ROOT", "Server", "free_port", "stop_process"]
 
@@ -23,7 +23,7 @@ READY_TIMEOUT_S = 90.0
 
 
 class Server:
-    """`python -m model.cli serve` with AIA_* settings; `url` once /health/ready is 200."""
+    """`python -m cli serve` with AIA_* settings; `url` once /health/ready is 200."""
 
     def __init__(self, model_dir: Path, env: Mapping[str, str] | None = None,
                  log: Path | None = None) -> None:
@@ -34,7 +34,7 @@ class Server:
         full_env.update({"AIA_MODEL_DIR": str(model_dir), "AIA_PORT": str(self.port),
                          "AIA_HOST": "127.0.0.1", "AIA_DRAIN_S": "5", **(env or {})})
         out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "model.cli", "serve"], cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, "-m", "cli", "serve"], cwd=ROOT,
                                         env=full_env, stdout=out, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> Server:

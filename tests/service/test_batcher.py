@@ -75,7 +75,7 @@ def head_request(spec: InputSpec, rng: np.random.Generator, persons: Sequence[in
     """Head inputs for len(persons) clips: `objects` object slots (the last one masked when
     there are several), the first memory_fill of the full memory window filled."""
     b, d = len(persons), spec.feature_dim
-    seconds = np.repeat(spec.memory_offsets(), spec.persons_per_second)
+    seconds = spec.window.slot_seconds()
     m = round(len(seconds) * memory_fill)
     object_mask = np.ones((b, objects), bool)
     if objects > 1:

@@ -34,7 +34,7 @@ def test_detect_writes_json_csv_and_an_annotated_video(tmp_path: Path) -> None:
     out_json, out_csv, out_video = (tmp_path / "clip.json", tmp_path / "clip.csv",
                                     tmp_path / "clip.mp4")
     done = subprocess.run(
-        [sys.executable, "-m", "model.cli", "detect", str(SAMPLE), "--out-json", str(out_json),
+        [sys.executable, "-m", "cli", "detect", str(SAMPLE), "--out-json", str(out_json),
          "--out-csv", str(out_csv), "--out-video", str(out_video), "--top-k", "3",
          "--detector", "synthetic"],  # the synthetic benchmark's own detector
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
@@ -72,7 +72,7 @@ def test_detect_scale_and_given_boxes(tmp_path: Path) -> None:
     boxes = ROOT / "docs" / "sample" / "boxes.json"
     out_video = tmp_path / "big.mp4"
     done = subprocess.run(
-        [sys.executable, "-m", "model.cli", "detect", str(SAMPLE), "--boxes", str(boxes),
+        [sys.executable, "-m", "cli", "detect", str(SAMPLE), "--boxes", str(boxes),
          "--out-json", str(tmp_path / "given.json"), "--out-video", str(out_video),
          "--scale", "2", "--quiet"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)

@@ -1,5 +1,6 @@
 """The engine in-process: a whole video's answer equals validation's two passes run key frame
-by key frame (graph 1 per key frame, `memory_for` per key frame, graph 2 per key frame)."""
+by key frame (graph 1 per key frame, the window's `gather` per key frame, graph 2 per key
+frame)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from prometheus_client import CollectorRegistry
 
 from exporters.artifact import load_artifact
-from model.memory_window import SecondFeatures, memory_for
+from model.boxes import enlarge_boxes
+from model.memory_window import pad
 from model.postprocess import action_scores
-from model.roi import enlarge_boxes
 from service.app import model_ref
 from service.batcher import Batcher
 from service.decode import Limits, clip_windows, decode_video, probe_video
@@ -26,7 +26,7 @@ from service.runtime import load_runtime
 from service.schemas import MemoryStatus
 from service.settings import Device, RuntimeKind, Settings
 from service.store import LocalStore
-from service.window import overall_status, second_of, status_of, window_seconds
+from service.window import overall_status, second_of, status_of
 from tests.service.clips import BOXES, boxes_json, write_clip
 
 
@@ -38,28 +38,29 @@ def reference_scores(artifact_dir: Path, video: Path) -> list[np.ndarray]:
     limits = Limits.from_settings(Settings())
     decoded = decode_video(video, probe_video(video, limits), spec, limits)
     width, height = decoded.size
-    seconds: dict[int, SecondFeatures] = {}
+    seconds: dict[int, np.ndarray] = {}
     for entry in BOXES:
         t = entry["timestamp"]
-        norm = torch.tensor(entry["boxes"], dtype=torch.float32).reshape(-1, 4)
-        pixels = enlarge_boxes(norm * torch.tensor([width, height] * 2), spec.test_box_enlarge,
+        norm = np.asarray(entry["boxes"], np.float32).reshape(-1, 4)
+        pixels = enlarge_boxes(norm * np.array([width, height] * 2), spec.test_box_enlarge,
                                width, height)
-        boxes = torch.cat([torch.zeros(len(pixels), 1), pixels], 1).numpy()
+        boxes = np.concatenate([np.zeros((len(pixels), 1), np.float32), pixels], 1)
         clip = clip_windows(decoded, np.array([t]), spec)
         feats = runtime.features(clip, boxes) if len(boxes) else np.zeros((0, spec.feature_dim),
                                                                          np.float32)
-        seconds[int(t)] = SecondFeatures(torch.from_numpy(feats), norm, torch.zeros(0, 1))
+        seconds[int(t)] = feats
     out = []
-    for t, entry in seconds.items():
-        n = len(entry.persons)
+    for t, persons in seconds.items():
+        n = len(persons)
         if n == 0:
             out.append(np.zeros((0, spec.num_classes), np.float32))
             continue
-        memory, mask, offsets = (x.numpy() for x in memory_for(cfg, seconds, t))
-        logits = runtime.head(entry.persons.numpy(), np.zeros(n, np.int64),
+        window = cfg.ia.window.gather(seconds, t, spec.feature_dim)
+        memory, mask, offsets = pad([window], spec.feature_dim)
+        logits = runtime.head(persons, np.zeros(n, np.int64),
                               np.zeros((1, 0, spec.feature_dim), np.float32),
                               np.zeros((1, 0), bool), memory, mask, offsets)
-        out.append(action_scores(torch.from_numpy(logits), cfg.classifier.groups).numpy())
+        out.append(action_scores(logits, cfg.classifier.groups))
     return out
 
 
@@ -100,9 +101,9 @@ def test_window_rules() -> None:
     from model.config import preset
 
     cfg = preset("tiny")  # 4 s of memory each way
-    assert window_seconds(cfg, 10, None) == [6, 7, 8, 9, 11, 12, 13, 14]
-    assert window_seconds(cfg, 10, 0) == [6, 7, 8, 9]
-    assert window_seconds(cfg, 10, 2) == [6, 7, 8, 9, 11, 12]
+    assert cfg.ia.window.seconds_around(10) == [6, 7, 8, 9, 11, 12, 13, 14]
+    assert cfg.ia.window.seconds_around(10, 0) == [6, 7, 8, 9]
+    assert cfg.ia.window.seconds_around(10, 2) == [6, 7, 8, 9, 11, 12]
     assert second_of(2.9999999) == 3
     assert second_of(3.5) == 3
     assert status_of([1, 2], [1, 2, 5]) is MemoryStatus.warm

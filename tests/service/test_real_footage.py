@@ -77,7 +77,7 @@ def test_aia_detect_finds_the_real_people(tmp_path: Path) -> None:
     for video in (*PEOPLE, CARTOON):
         out = tmp_path / f"{video}.json"
         done = subprocess.run(
-            [sys.executable, "-m", "model.cli", "detect", str(video_path(video)),
+            [sys.executable, "-m", "cli", "detect", str(video_path(video)),
              "--out-json", str(out), "--quiet"],
             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
             env={**_env_without_aia(), "AIA_KEYFRAME_RATE": str(RATE)})

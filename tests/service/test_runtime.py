@@ -131,7 +131,7 @@ def test_warm_up_runs_the_usual_shapes(runtimes: dict[RuntimeKind, Runtime],
     recorder = Recorder(runtimes[RuntimeKind.onnx])
     warm_up(recorder, spec)
     w, h, _ = spec.resized(round(spec.short_side * 1.5), spec.short_side)
-    full_memory = len(spec.memory_offsets()) * spec.persons_per_second
+    full_memory = spec.window.slots
     clip_shape = (1, spec.frames, h, w, 3)
     assert recorder.calls == [
         ("features", clip_shape, (3 + spec.max_objects, 5)),

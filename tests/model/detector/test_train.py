@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.cli import main
+from cli.main import main
 from model.detector.checkpoint import DetectorCheckpointError, load_detector
 from model.detector.config import DetectorConfig, DetectorConfigError
 from model.detector.evaluate import match

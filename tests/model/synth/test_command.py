@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from model.cli import main
+from cli.main import main
 from model.data.ava_files import read_exclusions, read_label_map, read_rows
 from model.data.layout import load_layout
 from model.synth.classes import CLASSES, NUM_CLASSES, OBJECT_CATEGORIES, Family, family_ids

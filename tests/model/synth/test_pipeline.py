@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.cli import main
+from cli.main import main
 from model.config import preset
 from model.data.batching import make_loader
 from model.data.dataset import AvaDataset, eval_options, train_options

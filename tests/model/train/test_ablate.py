@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from model.cli import main
+from cli.main import main
 from model.train.ablate import VARIANTS
 from model.train.ablation_report import check_goals, render_markdown
 from tests.model.train.conftest import overrides

@@ -14,7 +14,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from service.bench import free_port
+from bench.serve import free_port
 from service.store import RedisStore, StoreUnavailable, memory_key
 from tests.service.store.conftest import REDIS_URL, memory_of
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.bench_report import level_line, markdown, write_results
+from bench.serve_report import level_line, markdown, write_results
 from service.metrics import STAGES
 
 if TYPE_CHECKING:  # a dev dependency: imported where the benchmark runs
@@ -103,14 +103,16 @@ def settings_env(pairs: Sequence[str]) -> dict[str, str]:
 
 
 class ServeProcess:
-    """`python -m model.cli serve` on a free loopback port, its log in a file."""
+    """`python -m cli serve` on a free loopback port, its log in a file."""
 
     def __init__(self, args: argparse.Namespace, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        cmd = [sys.executable, "-m", "model.cli", "serve", "--host", "127.0.0.1",
-               "--port", str(self.port), "--device", args.device]
+        cmd = [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1",
+               "--port", str(self.port)]
+        if args.device is not None:  # else the server's settings choose (auto: a GPU if any)
+            cmd += ["--device", args.device]
         if args.model is not None:
             cmd += ["--model", str(args.model)]
         if args.redis_url:
@@ -328,7 +330,7 @@ async def bench(args: argparse.Namespace, log: Path) -> dict[str, Any]:
     clip = args.clip.resolve()
     return {"command": command_line(args),
             "endpoint": args.endpoint, "store": "redis" if args.redis_url else "in-process",
-            "device": args.device, "cpus": os.cpu_count(),
+            "device": model.get("device", args.device), "cpus": os.cpu_count(),
             "settings": settings_env(args.setting),
             # the machine may be shared: its 1-minute load says how much the numbers mean
             "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -343,8 +345,8 @@ def command_line(args: argparse.Namespace) -> str:
     words = ["aia", "bench", "serve", "--concurrency", *map(str, args.concurrency)]
     words += ["--seconds", str(args.seconds)] if args.seconds else [
         "--requests", str(args.requests)] if args.requests else []
-    words += ["--warmup", str(args.warmup), "--endpoint", args.endpoint, "--device", args.device]
-    optional = {"--model": args.model, "--redis-url": args.redis_url, "--out": args.out}
+    words += ["--warmup", str(args.warmup), "--endpoint", args.endpoint]
+    optional = {"--device": args.device, "--model": args.model, "--redis-url": args.redis_url, "--out": args.out}
     words += [w for flag, value in optional.items() if value for w in (flag, str(value))]
     words += [w for pair in args.setting for w in ("--setting", pair)]
     if args.clip != SAMPLE_CLIP or args.boxes != str(SAMPLE_BOXES):

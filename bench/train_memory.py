@@ -24,14 +24,16 @@ WINDOWS = (0, 2, 4, 8, 16, 30)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `aia bench train-memory` (service.bench_cli dispatches `aia bench`)."""
+    """Flags of `aia bench train-memory` (bench/cli.py dispatches `aia bench`)."""
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--windows", type=int, nargs="+", default=list(WINDOWS))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per point")
     parser.add_argument("--out", type=Path, default=None,
                         help="results path without suffix (train-memory: "
                         "docs/results/train-memory; serve: bench/results/serve)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default=None,
+                        help="train-memory: torch device (default cpu); serve: the server's "
+                        "AIA_DEVICE (default: its settings' own, auto)")
     parser.add_argument("--_point", nargs=2, metavar=("MODE", "WINDOW"), help=argparse.SUPPRESS)
     parser.add_argument("--_data", type=Path, help=argparse.SUPPRESS)
 
@@ -107,6 +109,7 @@ def make_data(root: Path, seconds: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.device = args.device or "cpu"
     if args._point:
         mode, window = args._point[0], int(args._point[1])
         print(json.dumps(measure_point(args._data, args.preset, mode, window, args.steps,
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         data = make_data(Path(tmp), 2 * max(args.windows) + 3)
         for mode in ("amu", "joint"):
             for window in args.windows:
-                cmd = [sys.executable, "-m", "model.cli", "bench", "train-memory",
+                cmd = [sys.executable, "-m", "cli", "bench", "train-memory",
                        "--preset", args.preset, "--steps", str(args.steps), "--device",
                        args.device, "--_point", mode, str(window), "--_data", str(data)]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from model.cli import main
+from cli.main import main
 
 
 def test_bench_serve_writes_sane_numbers(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ backward as the window grows, AMU does not."""
 
 from __future__ import annotations
 
-from model.bench_memory import make_data, measure_point, write_results
+from bench.train_memory import make_data, measure_point, write_results
 
 
 def test_joint_grows_with_the_window_and_amu_does_not(tmp_path) -> None:
