@@ -346,7 +346,8 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["--seconds", str(args.seconds)] if args.seconds else [
         "--requests", str(args.requests)] if args.requests else []
     words += ["--warmup", str(args.warmup), "--endpoint", args.endpoint]
-    optional = {"--device": args.device, "--model": args.model, "--redis-url": args.redis_url, "--out": args.out}
+    optional = {"--device": args.device, "--model": args.model,
+                "--redis-url": args.redis_url, "--out": args.out}
     words += [w for flag, value in optional.items() if value for w in (flag, str(value))]
     words += [w for pair in args.setting for w in ("--setting", pair)]
     if args.clip != SAMPLE_CLIP or args.boxes != str(SAMPLE_BOXES):

@@ -1,7 +1,7 @@
 """`aia detect VIDEO`: the service's engine, in-process, on a local video.
 
 The same stages as POST /v1/detect (decode, the artifact's detector and tracker or the given
-boxes, graph 1, graph 2 with the video's memory, labels), built the way service/app.py
+boxes, graph 1, graph 2 with the video's memory, labels), built the way service/state.py
 builds them, with the in-process memory store. Writes the JSON answer, AVA CSV rows and an
 annotated mp4 (service/annotate.py). AIA_* settings apply (limits, key frame rate, batch).
 """
@@ -23,13 +23,6 @@ from tqdm import tqdm
 from exporters.artifact import Artifact, ArtifactError, load_artifact
 from exporters.detector_runtime import FrameDetections
 from service.annotate import Style, annotate_video
-from service.app import (
-    artifact_formats,
-    build_engine,
-    honesty_warning,
-    load_detector,
-    model_ref,
-)
 from service.batcher import Batcher
 from service.decode import Limits, keyframe_times, probe_video
 from service.detection import Detector
@@ -41,6 +34,14 @@ from service.render import to_csv
 from service.runtime import load_runtime
 from service.schemas import DetectResponse
 from service.settings import Device, RuntimeKind, Settings
+from service.stages import ServedModel
+from service.state import (
+    artifact_formats,
+    build_engine,
+    honesty_warning,
+    load_detector,
+    model_ref,
+)
 from service.store import LocalStore
 
 
@@ -152,8 +153,8 @@ def build(settings: Settings, progress: Progress, artifact: Artifact | None = No
         detector = counting_detector(detector, lambda: progress.tick("detect"))
     store = LocalStore(version, settings.session_ttl_s, settings.session_max_seconds,
                        settings.local_max_sessions)
-    engine = build_engine(settings, artifact, model, runtime, batcher, store,
-                          Metrics(CollectorRegistry()), detector)
+    engine = build_engine(settings, ServedModel(artifact, model, batcher, detector), store,
+                          Metrics(CollectorRegistry()))
     return Built(artifact, engine, batcher)
 
 

@@ -11,8 +11,20 @@ import numpy as np
 from model.config import ClassGroup
 from model.labels import Label
 from model.postprocess import action_scores
+from service.decode import VideoMeta
+from service.detection import Frames
 from service.params import DetectParams
-from service.schemas import Action, ClipResponse, DetectResponse, Person
+from service.schemas import (
+    Action,
+    ClipResponse,
+    DetectResponse,
+    Keyframe,
+    MemoryStatus,
+    ModelRef,
+    Person,
+    VideoInfo,
+)
+from service.window import overall_status
 
 CSV_MEDIA = "text/csv; charset=utf-8"
 JSON_MEDIA = "application/json"
@@ -45,6 +57,33 @@ def persons_of(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[Label],
             score=None if found is None else round(float(found[p]), 5),
             person_id=None if person_ids is None else int(person_ids[p])))
     return persons
+
+
+def detect_response(model: ModelRef, labels: Sequence[Label], groups: tuple[ClassGroup, ...],
+                    meta: VideoMeta, frames: Frames, times: np.ndarray,
+                    statuses: Sequence[MemoryStatus], degraded: bool,
+                    logits: Sequence[np.ndarray], params: DetectParams) -> DetectResponse:
+    """The answer for key frames at `times` (their boxes, scores and ids in `frames`), each
+    with its memory status and logits [n,A]."""
+    ids = frames.person_ids or [None] * len(times)
+    keyframes = [Keyframe(timestamp=round(float(t), 3), memory=status, persons=persons_of(
+        boxes, scores_of(z, groups), labels, params, found, person_ids))
+        for t, status, boxes, z, found, person_ids in zip(
+            times, statuses, frames.boxes, logits, frames.scores, ids, strict=True)]
+    video = VideoInfo(width=meta.width, height=meta.height, fps=meta.fps,
+                      duration_s=meta.duration_s, frames=meta.frames)
+    given = bool(len(frames.scores)) and all(found is None for found in frames.scores)
+    return DetectResponse(model=model, persons_from="boxes" if given else "detector",
+                          video=video, memory=overall_status(statuses, degraded),
+                          keyframes=keyframes)
+
+
+def degrade(response: ClipResponse) -> ClipResponse:
+    """The same answer, saying its memory was not kept (the store failed at commit)."""
+    keyframes = [k.model_copy(update={"memory": MemoryStatus.degraded})
+                 for k in response.keyframes]
+    return response.model_copy(update={"memory": MemoryStatus.degraded,
+                                       "keyframes": keyframes})
 
 
 def to_csv(response: DetectResponse, video_id: str) -> bytes:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.deps import service_of
 from service.errors import NotReady
-from service.routes.common import service_of
 from service.schemas import Health
 from service.store import StoreUnavailable
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from service.deps import AuthDep, service_of
 from service.errors import NotReady
-from service.routes.common import AuthDep, service_of
 from service.schemas import DetectorInfo, LabelInfo, ModelInfo, ModelsResponse
 
 router = APIRouter(prefix="/v1", tags=["models"], dependencies=[AuthDep])

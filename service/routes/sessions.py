@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse, Response
 
+from service.deps import AuthDep, ReadyEngine, ReadyStore, ServiceDep, answer_upload
+from service.engine import Answer
 from service.errors import NotReady, SessionNotFound
 from service.params import clip_params, detect_params
-from service.routes.common import (
-    CLIP_QUERY,
-    UPLOAD_BODY,
-    AuthDep,
-    ReadyEngine,
-    answer_response,
-    deadline,
-    service_of,
-)
-from service.routes.detect import PROBLEMS
+from service.routes.openapi import CLIP_QUERY, SESSION_PROBLEMS, UPLOAD_BODY
 from service.schemas import SESSION_ID_PATTERN, ClipResponse, SessionCreate, SessionInfo
-from service.store import MemoryStore, SessionRecord, StoreUnavailable
-from service.upload import receive_upload
+from service.store import SessionRecord, StoreUnavailable
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[AuthDep])
 SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="the session id")]
-
-
-def store_of(request: Request) -> MemoryStore:
-    store = service_of(request).store
-    if store is None:
-        raise NotReady("the service is starting; retry", headers={"Retry-After": "1"})
-    return store
 
 
 def info(record: SessionRecord) -> SessionInfo:
@@ -47,11 +34,11 @@ def store_down() -> NotReady:
                     headers={"Retry-After": "1"})
 
 
-@router.post("", status_code=201, response_model=SessionInfo, responses=PROBLEMS,
+@router.post("", status_code=201, response_model=SessionInfo, responses=SESSION_PROBLEMS,
              summary="Create a session (server-chosen id unless given)")
-async def create_session(request: Request,
+async def create_session(service: ServiceDep, store: ReadyStore,
                          body: Annotated[SessionCreate | None, Body()] = None) -> JSONResponse:
-    settings, store = service_of(request).settings, store_of(request)
+    settings = service.settings
     body = body or SessionCreate()
     session = body.id or uuid.uuid4().hex
     try:
@@ -64,11 +51,11 @@ async def create_session(request: Request,
                         headers={"Location": f"/v1/sessions/{session}"})
 
 
-@router.get("/{session_id}", response_model=SessionInfo, responses=PROBLEMS,
+@router.get("/{session_id}", response_model=SessionInfo, responses=SESSION_PROBLEMS,
             summary="Clips seen, last index, memory size, model version")
-async def get_session(request: Request, session_id: SessionId) -> SessionInfo:
+async def get_session(store: ReadyStore, session_id: SessionId) -> SessionInfo:
     try:
-        record = await store_of(request).get_session(session_id)
+        record = await store.get_session(session_id)
     except StoreUnavailable:
         raise store_down() from None
     if record is None:
@@ -76,11 +63,11 @@ async def get_session(request: Request, session_id: SessionId) -> SessionInfo:
     return info(record)
 
 
-@router.delete("/{session_id}", status_code=204, responses=PROBLEMS,
+@router.delete("/{session_id}", status_code=204, responses=SESSION_PROBLEMS,
                summary="Delete a session and purge its memory at once")
-async def delete_session(request: Request, session_id: SessionId) -> Response:
+async def delete_session(store: ReadyStore, session_id: SessionId) -> Response:
     try:
-        deleted = await store_of(request).delete_session(session_id)
+        deleted = await store.delete_session(session_id)
     except StoreUnavailable:
         raise store_down() from None
     if not deleted:
@@ -89,21 +76,15 @@ async def delete_session(request: Request, session_id: SessionId) -> Response:
 
 
 @router.post("/{session_id}/clips", response_model=ClipResponse,
-             responses={200: {"content": {"text/csv": {}}}, **PROBLEMS},
+             responses={200: {"content": {"text/csv": {}}}, **SESSION_PROBLEMS},
              openapi_extra={"requestBody": UPLOAD_BODY, "parameters": CLIP_QUERY},
              summary="The session's next clip: actions with the session's past as memory")
-async def post_clip(request: Request, session_id: SessionId,
+async def post_clip(request: Request, session_id: SessionId, service: ServiceDep,
                     engine: ReadyEngine) -> Response:
-    service = service_of(request)
-    assert service.upload_dir is not None
-    assert service.artifact is not None
-    async with deadline(service.settings.request_timeout_s):
-        upload = await receive_upload(request, service.limits, service.upload_dir)
-        try:
-            values = {**request.query_params, **upload.fields}
-            clip = clip_params(values)
-            params = detect_params(values, service.artifact.labels, service.settings.max_persons)
-            answer = await engine.session_clip(session_id, upload.path, clip, params)
-        finally:
-            upload.path.unlink(missing_ok=True)
-    return answer_response(answer)
+    async def answer(video: FilePath, values: Mapping[str, str]) -> Answer:
+        clip = clip_params(values)
+        params = detect_params(values, engine.served.artifact.labels,
+                               service.settings.max_persons)
+        return await engine.session_clip(session_id, video, clip, params)
+
+    return await answer_upload(request, service, answer)

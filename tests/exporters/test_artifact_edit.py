@@ -14,17 +14,18 @@ import torch
 from prometheus_client import CollectorRegistry
 
 import exporters.torchvision_detector as tvd
+from cli.main import main
 from exporters.artifact import MANIFEST, ArtifactError, load_artifact, sha256
 from exporters.artifact_edit import add_detector, set_dataset
 from exporters.detector_runtime import DetectorRunner
 from exporters.graphs import ExportError
-from cli.main import main
-from service.app import build_engine, load_detector, model_ref
 from service.batcher import Batcher
 from service.metrics import Metrics
 from service.params import detect_params
 from service.runtime import load_runtime
 from service.settings import Device, RuntimeKind, Settings
+from service.stages import ServedModel
+from service.state import build_engine, load_detector, model_ref
 from service.store import LocalStore
 from tests.exporters.test_torchvision_detector import _calibrated
 from tests.real_footage import video_path
@@ -123,17 +124,18 @@ def test_coco_objects_reach_the_engine(edited: Path, tmp_path: Path) -> None:
     settings = Settings(runtime=RuntimeKind.onnx, device=Device.cpu, detector=COCO_NAME)
     runtime = load_runtime(artifact, settings.runtime, settings.device)
     batcher = Batcher(runtime, 8, max_wait_ms=2, queue_size=16)
-    engine = build_engine(settings, artifact, model_ref(artifact, "onnx", "cpu", COCO_NAME),
-                          runtime, batcher, LocalStore("v", 60, 600, 10),
-                          Metrics(CollectorRegistry()), load_detector(artifact, "cpu", COCO_NAME))
+    served = ServedModel(artifact, model_ref(artifact, "onnx", "cpu", COCO_NAME), batcher,
+                         load_detector(artifact, "cpu", COCO_NAME))
+    engine = build_engine(settings, served, LocalStore("v", 60, 600, 10),
+                          Metrics(CollectorRegistry()))
     seen: list[int] = []
-    original = engine._features
+    original = engine.stages.features
 
     async def spy(decoded, frames, timings):
         seen.extend(len(objects) for objects in frames.objects)
         return await original(decoded, frames, timings)
 
-    engine._features = spy  # type: ignore[method-assign]
+    engine.stages.features = spy  # type: ignore[method-assign]
     params = detect_params({"min_score": "0"}, artifact.labels, settings.max_persons)
 
     async def run() -> dict[str, object]:

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from cli.main import main
 from exporters.artifact import MANIFEST, load_artifact, load_torchscript, onnx_session
 from exporters.export import ExportOptions, export_artifact
 from exporters.graphs import Dtype, ExportError, Format
 from exporters.parity import OnnxRunner, TorchRunner, random_cases, run_case
-from cli.main import main
 from model.config import from_dict
 from model.network import AIA
 from model.train import checkpoint as ckpt

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+from cli.main import main
 from exporters.graphs import ExportError
 from exporters.import_alphaction import infer_config, map_state
-from cli.main import main
 from model.config import Structure
 from model.labels import ava_labels
 from model.network import AIA

@@ -42,7 +42,8 @@ def test_gather_takes_present_neighbours_in_order_capped_per_second() -> None:
     assert memory[:, 0].tolist() == [4.0, 4.0, 6.0]  # second 0 (5) left out, 4 capped at 2
     assert seconds.tolist() == [-1, -1, 1]
     empty, none = window.gather({}, 5, dim=2)
-    assert empty.shape == (0, 2) and none.shape == (0,)
+    assert empty.shape == (0, 2)
+    assert none.shape == (0,)
 
 
 def test_pad_masks_the_padding() -> None:
@@ -50,7 +51,8 @@ def test_pad_masks_the_padding() -> None:
     a = window.gather({0: np.ones((2, 3))}, 1, dim=3)
     b = window.gather({}, 1, dim=3)
     memory, mask, seconds = pad([a, b], dim=3)
-    assert memory.shape == (2, 2, 3) and memory.dtype == np.float32
+    assert memory.shape == (2, 2, 3)
+    assert memory.dtype == np.float32
     assert mask.tolist() == [[True, True], [False, False]]
     assert seconds.tolist() == [[-1, -1], [0, 0]]
 

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,7 @@ class Server:
     """`python -m cli serve` with AIA_* settings; `url` once /health/ready is 200."""
 
     def __init__(self, model_dir: Path, env: Mapping[str, str] | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, python_flags: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -34,7 +34,7 @@ class Server:
         full_env.update({"AIA_MODEL_DIR": str(model_dir), "AIA_PORT": str(self.port),
                          "AIA_HOST": "127.0.0.1", "AIA_DRAIN_S": "5", **(env or {})})
         out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "cli", "serve"], cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, *python_flags, "-m", "cli", "serve"], cwd=ROOT,
                                         env=full_env, stdout=out, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> Server:

@@ -19,7 +19,6 @@ from exporters.detector import export_detector
 from model.detector.checkpoint import save_detector
 from model.detector.config import DetectorConfig
 from model.detector.network import build_detector
-from service.app import load_detector, model_ref
 from service.batcher import Batcher
 from service.decode import Limits
 from service.engine import Engine
@@ -27,6 +26,8 @@ from service.metrics import Metrics
 from service.params import detect_params
 from service.runtime import load_runtime
 from service.settings import Device, RuntimeKind, Settings
+from service.stages import EngineOptions, ServedModel
+from service.state import load_detector, model_ref
 from service.store import LocalStore
 from tests.service.clips import SECONDS, write_clip
 
@@ -57,11 +58,11 @@ async def detect_without_boxes(artifact_dir: Path, video: Path) -> dict[str, obj
     runtime = load_runtime(artifact, RuntimeKind.onnx, Device.cpu)
     batcher = Batcher(runtime, max_batch=8, max_wait_ms=2, queue_size=16)
     metrics = Metrics(CollectorRegistry())
-    engine = Engine(artifact, model_ref(artifact, "onnx", "cpu"),
-                    batcher, LocalStore("v", 60, 600, 10), metrics,
-                    Limits.from_settings(Settings()), max_batch=8,
-                    lock_ttl_s=30,
-                    detector=load_detector(artifact, "cpu"), keyframe_rate=1.0, max_persons=4)
+    served = ServedModel(artifact, model_ref(artifact, "onnx", "cpu"), batcher,
+                         load_detector(artifact, "cpu"))
+    engine = Engine(served, LocalStore("v", 60, 600, 10), metrics,
+                    EngineOptions(Limits.from_settings(Settings()), max_batch=8, lock_ttl_s=30,
+                                  keyframe_rate=1.0, max_persons=4))
     params = detect_params({"min_score": "0", "top_k": "3"}, artifact.labels, max_persons=4)
     try:
         answer = await engine.detect(video, params, "video")

@@ -16,7 +16,6 @@ from exporters.artifact import load_artifact
 from model.boxes import enlarge_boxes
 from model.memory_window import pad
 from model.postprocess import action_scores
-from service.app import model_ref
 from service.batcher import Batcher
 from service.decode import Limits, clip_windows, decode_video, probe_video
 from service.engine import Engine
@@ -25,6 +24,8 @@ from service.params import detect_params
 from service.runtime import load_runtime
 from service.schemas import MemoryStatus
 from service.settings import Device, RuntimeKind, Settings
+from service.stages import EngineOptions, ServedModel
+from service.state import model_ref
 from service.store import LocalStore
 from service.window import overall_status, second_of, status_of
 from tests.service.clips import BOXES, boxes_json, write_clip
@@ -70,9 +71,9 @@ async def engine_answer(artifact_dir: Path, video: Path) -> dict[str, object]:
     batcher = Batcher(runtime, max_batch=8, max_wait_ms=2, queue_size=16)
     metrics = Metrics(CollectorRegistry())
     model = model_ref(artifact, "onnx", "cpu")
-    engine = Engine(artifact, model, batcher, LocalStore("v", 60, 600, 10), metrics,
-                    Limits.from_settings(Settings()), max_batch=8,
-                    lock_ttl_s=30)
+    engine = Engine(ServedModel(artifact, model, batcher), LocalStore("v", 60, 600, 10),
+                    metrics, EngineOptions(Limits.from_settings(Settings()), max_batch=8,
+                                           lock_ttl_s=30))
     params = detect_params({"boxes": boxes_json(), "min_score": "0", "top_k": "1000"},
                            artifact.labels, max_persons=16)
     try:

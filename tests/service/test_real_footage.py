@@ -147,7 +147,7 @@ def test_detector_min_score_only_raises_the_graphs_threshold() -> None:
     import av
 
     from exporters.artifact import load_artifact
-    from service.app import load_detector
+    from service.state import load_detector
 
     artifact = load_artifact(server_model())
     with av.open(str(video_path("carphone_pristine.mp4"))) as container:

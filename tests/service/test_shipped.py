@@ -13,12 +13,13 @@ from prometheus_client import CollectorRegistry
 from torchvision.ops import box_iou
 
 from exporters.artifact import load_artifact
-from service.app import artifact_formats, build_engine, load_detector, model_ref
 from service.batcher import Batcher
 from service.metrics import Metrics
 from service.params import detect_params
 from service.runtime import load_runtime
 from service.settings import DEFAULT_MODEL, Device, RuntimeKind, Settings
+from service.stages import ServedModel
+from service.state import artifact_formats, build_engine, load_detector, model_ref
 from service.store import LocalStore
 
 SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "sample"
@@ -30,11 +31,10 @@ async def detect_sample() -> dict[str, object]:
     artifact = load_artifact(DEFAULT_MODEL, artifact_formats(settings))
     runtime = load_runtime(artifact, settings.runtime, settings.device)
     batcher = Batcher(runtime, settings.max_batch, max_wait_ms=2, queue_size=16)
-    engine = build_engine(settings, artifact,
-                          model_ref(artifact, "onnx", "cpu", settings.detector),
-                          runtime, batcher, LocalStore("v", 60, 600, 10),
-                          Metrics(CollectorRegistry()),
-                          load_detector(artifact, "cpu", settings.detector))
+    served = ServedModel(artifact, model_ref(artifact, "onnx", "cpu", settings.detector),
+                         batcher, load_detector(artifact, "cpu", settings.detector))
+    engine = build_engine(settings, served, LocalStore("v", 60, 600, 10),
+                          Metrics(CollectorRegistry()))
     params = detect_params({"top_k": "1"}, artifact.labels, max_persons=settings.max_persons)
     try:
         answer = await engine.detect(SAMPLE / "clip.mp4", params, "sample")

@@ -1,19 +1,19 @@
-"""What every route shares: the service, readiness, API keys, the deadline."""
+"""What the OpenAPI document says of the upload routes beyond their signatures: the
+multipart / raw body, the query parameters, the problem answers."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Annotated
+from service.schemas import Problem
 
-from fastapi import Depends, Request
-from fastapi.responses import Response
 
-from service.app import Service
-from service.engine import Answer, Engine
-from service.errors import DeadlineExceeded, NotReady
-from service.middleware import check_api_key
+def problems(*codes: int) -> dict[int | str, dict[str, object]]:
+    return {code: {"model": Problem, "content": {"application/problem+json": {}}}
+            for code in codes}
+
+
+PROBLEMS = problems(400, 401, 413, 415, 422, 429, 503, 504)
+# a session that does not exist (404); a second clip of one session in flight (409)
+SESSION_PROBLEMS = problems(400, 401, 404, 409, 413, 415, 422, 429, 503, 504)
 
 UPLOAD_BODY = {
     "required": True,
@@ -50,39 +50,3 @@ CLIP_QUERY = [
            "this clip's duration)"),
     *DETECT_QUERY,
 ]
-
-
-def service_of(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
-def require_key(request: Request) -> None:
-    check_api_key(request, service_of(request).settings.api_key_hashes)
-
-
-def ready_engine(request: Request) -> Engine:
-    service = service_of(request)
-    if not service.ready or service.engine is None:
-        raise NotReady("the model is still loading or the service is draining; retry "
-                       "(GET /health/ready says when)", headers={"Retry-After": "1"})
-    return service.engine
-
-
-AuthDep = Depends(require_key)
-ReadyEngine = Annotated[Engine, Depends(ready_engine)]
-
-
-@contextlib.asynccontextmanager
-async def deadline(seconds: float) -> AsyncIterator[None]:
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError:
-        raise DeadlineExceeded(f"the request took longer than {seconds:g} s; send a shorter "
-                               "video or retry when the service is less busy") from None
-
-
-def answer_response(answer: Answer, status_code: int = 200) -> Response:
-    return Response(answer.body, status_code=status_code, media_type=answer.media_type,
-                    headers=answer.headers)

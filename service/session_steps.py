@@ -1,0 +1,99 @@
+"""One clip's conversation with the memory store, step by step.
+
+A store that fails (`StoreUnavailable`) never fails the request: the step that met it
+returns its empty value, the conversation is marked degraded, and the steps after it no
+longer ask the store. The engine reads `degraded` to say so in the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.errors import ClipInFlight, SessionNotFound
+from service.store import MemoryStore, SessionRecord, StoreUnavailable
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    """What a session holds for a clip: memory {second: [n,D]} and the tracker's state
+    (None: nothing stored; both None when the store was not reached)."""
+
+    memory: dict[int, np.ndarray] | None
+    tracker: bytes | None
+
+
+class SessionSteps:
+    def __init__(self, store: MemoryStore, session: str, lock_ttl_s: float) -> None:
+        self.store, self.session, self.lock_ttl_s = store, session, lock_ttl_s
+        self.token = uuid.uuid4().hex
+        self.degraded = False
+        self.locked = False
+
+    async def record(self) -> SessionRecord | None:
+        """The session's record (None: degraded); a session that does not exist is a 404."""
+        try:
+            record = await self.store.get_session(self.session)
+        except StoreUnavailable:
+            self.degraded = True
+            return None
+        if record is None:
+            raise SessionNotFound(f"session {self.session!r} does not exist or expired; "
+                                  "create it with POST /v1/sessions")
+        return record
+
+    async def lock(self) -> None:
+        """One clip of a session at a time; a second one in flight is a 409."""
+        if self.degraded:
+            return
+        try:
+            self.locked = await self.store.acquire(self.session, self.token, self.lock_ttl_s)
+        except StoreUnavailable:
+            self.degraded = True
+            return
+        if not self.locked:
+            raise ClipInFlight(f"session {self.session!r} has a clip in flight; send its "
+                               "clips one at a time (retry when the previous one answered)")
+
+    async def cached_answer(self, clip_index: int) -> bytes | None:
+        """The answer already given to this clip index (a retry), or None."""
+        if self.degraded:
+            return None
+        try:
+            return await self.store.get_clip(self.session, clip_index)
+        except StoreUnavailable:
+            self.degraded = True
+            return None
+
+    async def read(self, seconds: Sequence[int]) -> StoredWindow:
+        """Memory of `seconds` and the tracker state, in one round trip."""
+        if self.degraded:
+            return StoredWindow(None, None)
+        try:
+            memory, tracker = await self.store.read_window(self.session, seconds)
+        except StoreUnavailable:
+            self.degraded = True
+            return StoredWindow(None, None)
+        return StoredWindow(memory, tracker)
+
+    async def commit(self, clip_index: int, own: Mapping[int, np.ndarray], body: bytes,
+                     tracker: bytes | None) -> bool:
+        """Memory, answer and tracker of this clip, all or nothing; False: not kept."""
+        if self.degraded:
+            return False
+        try:
+            await self.store.commit_clip(self.session, clip_index, own, body, tracker=tracker)
+        except StoreUnavailable:
+            self.degraded = True
+            return False
+        return True
+
+    async def release(self) -> None:
+        if self.locked:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release(self.session, self.token)
+            self.locked = False

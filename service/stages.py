@@ -1,0 +1,174 @@
+"""The model-side stages of a request, each one call the engine makes in order: probe and
+decode (threads), key frames (given or pending detection), detection (the detector slot),
+features (graph 1 through the batcher) and head (graph 2 through the batcher). Stages never
+call each other; the engine passes what one returns to the next."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import numpy as np
+
+from exporters.artifact import Artifact
+from service.batcher import Batcher
+from service.decode import (
+    Decoded,
+    Limits,
+    VideoMeta,
+    clip_windows,
+    decode_video,
+    keyframe_times,
+    probe_video,
+)
+from service.detection import (
+    Detector,
+    Frames,
+    detect_frames,
+    given_frames,
+    pending_frames,
+    roi_boxes,
+)
+from service.errors import InvalidBoxes, NoPersonSource
+from service.params import BoxesAt
+from service.schemas import ModelRef
+from service.settings import Settings
+from service.timings import Timings, timed
+from service.window import memory_inputs, pad_objects
+
+BOX_TIME_SLACK_S = 0.5  # a client box may sit this far past the last frame (rounding)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What one loaded model version is: its artifact, the `model` block of its answers, the
+    batcher in front of its graphs and its person detector (None: clients send boxes)."""
+
+    artifact: Artifact
+    ref: ModelRef
+    batcher: Batcher
+    detector: Detector | None = None
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The settings the engine reads, built once."""
+
+    limits: Limits
+    max_batch: int = 8
+    lock_ttl_s: float = 30.0  # a session's clip lock outlives a request that never returns
+    keyframe_rate: float = 1.0  # detector key frames per second
+    max_persons: int = 64
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineOptions:
+        return cls(Limits.from_settings(settings), settings.max_batch,
+                   settings.request_timeout_s + 5, settings.keyframe_rate,
+                   settings.max_persons)
+
+
+class ModelStages:
+    def __init__(self, served: ServedModel, options: EngineOptions) -> None:
+        self.served, self.options = served, options
+        self.spec = served.artifact.input
+        self.window = self.spec.window
+        # the detector is model work too: one call at a time, off the event loop
+        self._detector_slot = anyio.CapacityLimiter(1)
+
+    async def probe(self, video: Path) -> VideoMeta:
+        return await anyio.to_thread.run_sync(probe_video, video, self.options.limits)
+
+    async def decode(self, video: Path, meta: VideoMeta, detect: bool) -> Decoded:
+        """Frames for the action model; with `detect`, also the key frames the detector
+        will see, kept near native size."""
+        rate = self.options.keyframe_rate if detect else None
+        return await anyio.to_thread.run_sync(decode_video, video, meta, self.spec,
+                                              self.options.limits, rate)
+
+    def decoded_duration(self, decoded: Decoded) -> float:
+        return len(decoded.times) / self.spec.fps
+
+    def detector_times(self, duration_s: float) -> np.ndarray:
+        """The key frames the detector looks at over `duration_s` seconds."""
+        return keyframe_times(duration_s, self.options.keyframe_rate)
+
+    def keyframes(self, meta: VideoMeta, boxes: Sequence[BoxesAt] | None) -> Frames:
+        """The client's key frames and boxes, or the detector's key frames still to fill."""
+        if boxes is None and self.served.detector is not None:
+            return pending_frames(self.detector_times(meta.duration_s))
+        if boxes is None:
+            raise NoPersonSource("this model has no person detector; pass `boxes` (JSON: "
+                                 '[{"timestamp": seconds, "boxes": [[x1, y1, x2, y2], ...]}], '
+                                 "coordinates normalised to [0,1])")
+        if meta.duration_s > 0:  # 0: not declared; checked again once decoded
+            check_times(boxes, meta.duration_s)
+        return given_frames(boxes)
+
+    async def detect(self, decoded: Decoded, times: np.ndarray) -> Frames:
+        assert self.served.detector is not None
+        return await anyio.to_thread.run_sync(
+            detect_frames, self.served.detector, decoded, times, self.spec.fps,
+            self.options.max_persons, self.spec.max_objects, limiter=self._detector_slot)
+
+    async def features(self, decoded: Decoded, frames: Frames, timings: Timings
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Person [n,D] and object [o,D] features per key frame; key frames without persons
+        skip graph 1."""
+        d, step = self.spec.feature_dim, self.options.max_batch
+        persons = [np.zeros((0, d), np.float32) for _ in frames.boxes]
+        objects = [np.zeros((0, d), np.float32) for _ in frames.boxes]
+        busy = [i for i, b in enumerate(frames.boxes) if len(b)]
+        for start in range(0, len(busy), step):
+            rows = busy[start:start + step]
+            with timings.stage("decode"):
+                clips = await anyio.to_thread.run_sync(
+                    clip_windows, decoded, frames.times[rows], self.spec)  # [B,T,h,w,3]
+            boxes, n = roi_boxes(frames, rows, decoded.size, self.spec)
+            feats = await timed(timings, "features", self.served.batcher.features(clips, boxes))
+            for i, row in enumerate(rows):
+                persons[row] = feats[:n][boxes[:n, 0] == i]
+                objects[row] = feats[n:][boxes[n:, 0] == i]
+        return persons, objects
+
+    def own_seconds(self, seconds: Sequence[int],
+                    feats: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
+        """{second: the first `per_second` person features of its first key frame}: what a
+        request adds to memory."""
+        own: dict[int, np.ndarray] = {}
+        for s, f in zip(seconds, feats, strict=True):
+            own.setdefault(s, f[: self.window.per_second])
+        return own
+
+    async def head(self, feats: Sequence[np.ndarray], objects: Sequence[np.ndarray],
+                   sources: Sequence[Mapping[int, np.ndarray]], seconds: Sequence[int],
+                   timings: Timings) -> list[np.ndarray]:
+        """Logits [n,A] per key frame; key frames share calls (padding never changes an
+        answer: masked slots, or the reference's padding counted inside the graph)."""
+        out = [np.zeros((0, self.spec.num_classes), np.float32) for _ in feats]
+        busy = [i for i, f in enumerate(feats) if len(f)]
+        d, step = self.spec.feature_dim, self.options.max_batch
+        for start in range(0, len(busy), step):
+            chunk = busy[start:start + step]
+            memory, mask, offsets = memory_inputs(
+                self.window, [sources[i] for i in chunk], [seconds[i] for i in chunk], d)
+            person = np.concatenate([feats[i] for i in chunk])  # [N,D]
+            batch = np.repeat(np.arange(len(chunk)), [len(feats[i]) for i in chunk])  # [N]
+            things, things_mask = pad_objects(objects, chunk, d)
+            logits = await timed(timings, "head", self.served.batcher.head(
+                person, batch.astype(np.int64), things, things_mask, memory, mask, offsets))
+            bounds = np.cumsum([0] + [len(feats[i]) for i in chunk])
+            for i, lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
+                out[i] = logits[lo:hi]
+        return out
+
+
+def check_times(boxes: Sequence[BoxesAt] | Frames, duration_s: float) -> None:
+    times = boxes.times if isinstance(boxes, Frames) else [b.timestamp for b in boxes]
+    late = [float(t) for t in times if t > duration_s + BOX_TIME_SLACK_S]
+    if late:
+        raise InvalidBoxes(f"boxes at {late[:3]} s lie past the end of the video "
+                           f"({duration_s:.2f} s); timestamps are seconds from the "
+                           "start of the uploaded video")
