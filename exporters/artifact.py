@@ -19,6 +19,7 @@ from typing import Any
 from model.config import ConfigError, ModelConfig, from_dict
 from model.labels import Label
 from model.memory_window import MemoryWindow
+from model.records import flat_from_dict
 
 FORMAT = "aia-artifact/1"
 MANIFEST = "manifest.json"
@@ -77,10 +78,7 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InputSpec:
-        names = cls.__dataclass_fields__
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
-                  if k in names}
-        return cls(**values)
+        return flat_from_dict(cls, data, skip_unknown=True)  # beside the fields: descriptions
 
     def resized(self, width: int, height: int) -> tuple[int, int, float]:
         """(width, height, scale) of a `width` x `height` frame after the resize rule."""

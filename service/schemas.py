@@ -107,7 +107,7 @@ class SessionInfo(BaseModel):
     clips_seen: int
     last_index: int
     seen: list[int]
-    memory_seconds: int
+    memory_seconds: int = Field(description="seconds of memory the session holds now")
 
 
 class LabelInfo(BaseModel):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from model.records import flat_from_dict
 
 # Class id 0 is the background (torchvision convention); ids 1.. are the detected classes.
 PERSON_CLASS_ID = 1
@@ -52,9 +54,4 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DetectorConfigError(f"unknown detector config keys {unknown}")
-        tuples = {"classes", "widths", "anchor_sizes", "aspect_ratios"}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+        return flat_from_dict(cls, data, DetectorConfigError)

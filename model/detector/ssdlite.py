@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import nms
 
+from model.records import flat_from_dict
+
 # MobileNetV2 inverted residual stages: (expansion, output channels, repeats, first stride)
 MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                        (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -54,7 +56,7 @@ class SSDLiteConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SSDLiteConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return flat_from_dict(cls, data)
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

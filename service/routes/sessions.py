@@ -26,7 +26,7 @@ def info(record: SessionRecord) -> SessionInfo:
     return SessionInfo(id=record.id, created_at=record.created_at, ttl_s=record.ttl_s,
                        lookahead_s=record.lookahead_s, model_version=record.model_version,
                        clips_seen=record.clips_seen, last_index=record.last_index,
-                       seen=list(record.seen), memory_seconds=record.memory_seconds)
+                       seen=list(record.seen), memory_seconds=record.stored_seconds)
 
 
 def store_down() -> NotReady:

@@ -43,7 +43,7 @@ class SessionRecord:
     clips_seen: int
     last_index: int  # -1 if no clip was committed
     seen: tuple[int, ...]  # committed clip indices, ascending, the highest SEEN_CAP of them
-    memory_seconds: int  # seconds of memory stored now
+    stored_seconds: int  # seconds of memory the session holds now (not the window's span)
     lookahead_s: int
 
 

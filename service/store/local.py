@@ -179,4 +179,4 @@ class LocalStore:
         return SessionRecord(id=session, created_at=state.created_at, ttl_s=state.ttl_s,
                              model_version=self.model_version, clips_seen=state.clips_seen,
                              last_index=state.last_index, seen=tuple(state.seen),
-                             memory_seconds=len(state.memory), lookahead_s=state.lookahead_s)
+                             stored_seconds=len(state.memory), lookahead_s=state.lookahead_s)

@@ -233,12 +233,12 @@ class RedisStore:
             self._observer(command, time.perf_counter() - started, ok)
 
     def _record(self, session: str, raw: list[Any]) -> SessionRecord:
-        created_at, ttl_s, lookahead_s, clips_seen, last_index, memory_seconds, seen = raw
+        created_at, ttl_s, lookahead_s, clips_seen, last_index, stored_seconds, seen = raw
         record = SessionRecord(
             id=session, created_at=float(created_at), ttl_s=int(ttl_s),
             model_version=self.model_version, clips_seen=int(clips_seen),
             last_index=int(last_index), seen=tuple(sorted(int(i) for i in seen)),
-            memory_seconds=int(memory_seconds), lookahead_s=int(lookahead_s))
+            stored_seconds=int(stored_seconds), lookahead_s=int(lookahead_s))
         self._ttls[session] = record.ttl_s
         self._ttls.move_to_end(session)
         while len(self._ttls) > _KNOWN_TTLS:

@@ -5,7 +5,7 @@ KEYS[1] meta (hash), KEYS[2] mem (hash second -> blob), KEYS[3] secs (zset of st
 seconds), KEYS[4] clips (hash clip index -> cached response), KEYS[5] seen (zset of indices),
 KEYS[6] track (string: the person tracker's state, opaque bytes).
 A record is returned as {created_at, ttl_s, lookahead_s, clips_seen, last_index,
-memory_seconds, {seen...}}, or nil when the session does not exist.
+stored_seconds, {seen...}}, or nil when the session does not exist.
 """
 
 from __future__ import annotations

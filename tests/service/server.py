@@ -34,8 +34,9 @@ class Server:
         full_env.update({"AIA_MODEL_DIR": str(model_dir), "AIA_PORT": str(self.port),
                          "AIA_HOST": "127.0.0.1", "AIA_DRAIN_S": "5", **(env or {})})
         out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, *python_flags, "-m", "cli", "serve"], cwd=ROOT,
-                                        env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([sys.executable, *python_flags, "-m", "cli", "serve"],
+                                        cwd=ROOT, env=full_env, stdout=out,
+                                        stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> Server:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -30,7 +30,7 @@ def test_create_get_delete(make_store: StoreFactory) -> None:
         created = await store.create_session("cam-1", ttl_s=60, lookahead_s=2)
         assert created.id == "cam-1"
         assert (created.ttl_s, created.lookahead_s, created.clips_seen) == (60, 2, 0)
-        assert (created.last_index, created.seen, created.memory_seconds) == (-1, (), 0)
+        assert (created.last_index, created.seen, created.stored_seconds) == (-1, (), 0)
         assert created.model_version
         assert await store.get_session("cam-1") == created
         assert await store.get_session("cam-2") is None
@@ -60,7 +60,7 @@ def test_read_commit_round_trip_for_zero_one_and_many_persons(make_store: StoreF
         await store.create_session("s", ttl_s=60, lookahead_s=0)
         record = await store.commit_clip("s", 0, writes, b'{"clip": 0}')
         assert (record.clips_seen, record.last_index, record.seen) == (1, 0, (0,))
-        assert record.memory_seconds == 3
+        assert record.stored_seconds == 3
         memory = await memory_of(store, "s", [9, 10, 11, 12, 13])
         assert sorted(memory) == [10, 11, 12]  # never-written seconds are absent
         for second, vectors in writes.items():
@@ -115,14 +115,14 @@ def test_cap_evicts_the_oldest_seconds(make_store: StoreFactory) -> None:
         await store.create_session("s", ttl_s=60, lookahead_s=0)
         for second in range(5):
             record = await store.commit_clip("s", second, {second: features(1, second)}, b"")
-        assert record.memory_seconds == 3
+        assert record.stored_seconds == 3
         memory = await memory_of(store, "s", range(6))
         assert sorted(memory) == [2, 3, 4]
         np.testing.assert_array_equal(memory[4], as_stored(features(1, 4)))
         # a write older than everything kept is itself the oldest: evicted at once
         record = await store.commit_clip("s", 5, {1: features(1, 1)}, b"")
         assert sorted(await memory_of(store, "s", range(6))) == [2, 3, 4]
-        assert record.memory_seconds == 3
+        assert record.stored_seconds == 3
 
     run_with(make_store, scenario, max_seconds=3)
 
@@ -162,7 +162,7 @@ def test_ttl_slides_and_expiry_removes_everything(make_store: StoreFactory) -> N
         with pytest.raises(SessionNotFound):
             await store.commit_clip("s", 1, {}, b"")
         fresh = await store.create_session("s", ttl_s=60, lookahead_s=0)
-        assert (fresh.clips_seen, fresh.memory_seconds) == (0, 0)
+        assert (fresh.clips_seen, fresh.stored_seconds) == (0, 0)
 
     run_with(make_store, scenario)
 
@@ -193,7 +193,7 @@ def test_delete_purges_memory_responses_and_lock(make_store: StoreFactory) -> No
         assert await store.get_clip("s", 0) is None
         assert await store.acquire("s", "other", ttl_s=30)
         fresh = await store.create_session("s", ttl_s=60, lookahead_s=0)
-        assert (fresh.clips_seen, fresh.seen, fresh.memory_seconds) == (0, (), 0)
+        assert (fresh.clips_seen, fresh.seen, fresh.stored_seconds) == (0, (), 0)
         assert (await store.read_window("s", []))[1] is None  # no tracks of the old session
         again = await store.commit_clip("s", 0, {0: features(1, 5)}, b"new")
         assert again.clips_seen == 1  # clip 0 is new again: nothing of the old session left

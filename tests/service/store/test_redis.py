@@ -206,7 +206,7 @@ def test_reconnects_when_redis_comes_back(throwaway_redis: ThrowawayRedis) -> No
         assert await store.get_session("s") is None
         await store.create_session("s", ttl_s=60, lookahead_s=0)  # scripts reloaded by itself
         record = await store.commit_clip("s", 0, {0: np.ones((2, 4))}, b"r")
-        assert record.memory_seconds == 1
+        assert record.stored_seconds == 1
         assert (await memory_of(store, "s", [0]))[0].shape == (2, 4)
         await store.close()
 
