@@ -9,6 +9,7 @@ Input is already normalised: slow [B,3,Ts,H,W], fast [B,3,Tf,H,W] with Tf = alph
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.config import BackboneConfig
@@ -31,7 +32,26 @@ class FrozenBatchNorm3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.weight * torch.rsqrt(self.running_var + self.eps)
         shift = self.bias - self.running_mean * scale
-        return x * scale.view(1, -1, 1, 1, 1) + shift.view(1, -1, 1, 1, 1)
+        # one pass over x: shift + x * scale
+        return torch.addcmul(shift.view(1, -1, 1, 1, 1), x, scale.view(1, -1, 1, 1, 1))
+
+
+class FrameConv3d(nn.Conv3d):
+    """A Conv3d whose kernel spans one frame (1,k,k), run as a 2D convolution over every frame.
+
+    Same weights, keys and result as nn.Conv3d; the frames are folded into the batch so CPU
+    backends take their fast 2D path (PyTorch sends single-clip 3D convolutions of this shape
+    to its slow reference kernel: 63 of 110 calls of the r50 backbone, measured).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size[0] != 1 or self.stride[0] != 1 or self.padding[0] != 0:
+            return super().forward(x)
+        b, _, t, _, _ = x.shape  # [B,C,T,H,W]
+        frames = x.transpose(1, 2).flatten(0, 1)  # [B*T,C,H,W]
+        y = F.conv2d(frames, self.weight.squeeze(2), self.bias, self.stride[1:],
+                     self.padding[1:], self.dilation[1:], self.groups)  # [B*T,C',H',W']
+        return y.unflatten(0, (b, t)).transpose(1, 2)  # [B,C',T,H',W']
 
 
 def conv_norm(
@@ -44,8 +64,8 @@ def conv_norm(
 ) -> nn.Sequential:
     padding = (kernel[0] // 2, dilation * (kernel[1] // 2), dilation * (kernel[2] // 2))
     layers: list[nn.Module] = [
-        nn.Conv3d(c_in, c_out, kernel, stride, padding, dilation=(1, dilation, dilation),
-                  bias=False),
+        FrameConv3d(c_in, c_out, kernel, stride, padding, dilation=(1, dilation, dilation),
+                    bias=False),
         FrozenBatchNorm3d(c_out),
     ]
     if relu:
@@ -165,3 +185,30 @@ class SlowFast(nn.Module):
 
 def build_slowfast(cfg: BackboneConfig, alpha: int) -> SlowFast:
     return SlowFast(cfg, alpha)
+
+
+@torch.no_grad()
+def fold_frozen_norms(module: nn.Module) -> nn.Module:
+    """For inference, in place: each FrozenBatchNorm3d right after a convolution goes into
+    the convolution (conv(x) * s + t = conv with weight w * s and bias b * s + t) and becomes
+    Identity; one pass over each activation fewer. Returns `module`. State-dict keys change
+    (norm keys gone, conv biases added): fold copies that serve, not checkpoints."""
+    for parent in list(module.modules()):
+        if isinstance(parent, nn.Sequential):
+            for i in range(len(parent) - 1):
+                conv, norm = parent[i], parent[i + 1]
+                if isinstance(conv, nn.Conv3d) and isinstance(norm, FrozenBatchNorm3d):
+                    _fold_into(conv, norm)
+                    parent[i + 1] = nn.Identity()
+        elif isinstance(parent, Lateral) and isinstance(parent.norm, FrozenBatchNorm3d):
+            _fold_into(parent.conv, parent.norm)
+            parent.norm = nn.Identity()
+    return module
+
+
+def _fold_into(conv: nn.Conv3d, norm: FrozenBatchNorm3d) -> None:
+    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)  # [C]
+    shift = norm.bias - norm.running_mean * scale
+    conv.weight.mul_(scale.view(-1, 1, 1, 1, 1))
+    bias = shift if conv.bias is None else conv.bias * scale + shift
+    conv.bias = nn.Parameter(bias.clone(), requires_grad=False)

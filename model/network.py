@@ -43,13 +43,16 @@ class FeatureGraph(nn.Module):
 
     def pathways(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """clip uint8 [B,T,H,W,3] -> normalised slow [B,3,T/(fs*alpha),H,W], fast [B,3,T/fs,H,W]."""
-        x = clip.permute(0, 4, 1, 2, 3).to(self.mean.dtype)  # [B,3,T,H,W]
-        x = (x - self.mean) * self.inv_std
-        fast = x[:, :, self.fast_start :: self.fast_stride]
+        # frames are picked from the uint8 clip first: only those are converted and normalised
+        fast = self.normalise(clip[:, self.fast_start :: self.fast_stride])
         if self.slow_linspace:
             return fast.index_select(2, self.slow_index), fast
-        slow = x[:, :, self.slow_start :: self.fast_stride * self.alpha]
-        return slow, fast
+        return self.normalise(clip[:, self.slow_start :: self.fast_stride * self.alpha]), fast
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B,t,H,W,3] -> float [B,3,t,H,W], (x - mean) / std."""
+        x = frames.permute(0, 4, 1, 2, 3).to(self.mean.dtype)  # [B,3,t,H,W]
+        return (x - self.mean) * self.inv_std
 
     def forward(self, clip: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """clip uint8 [B,T,H,W,3], boxes [K,5] (clip index, x1, y1, x2, y2 in pixels) -> [K,D]."""

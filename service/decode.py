@@ -233,7 +233,10 @@ def _decode_into(path: Path, resampler: _Resampler, limits: Limits) -> None:
     origin: float | None = None
     count = 0
     with av.open(str(path)) as container:
-        for frame in container.decode(container.streams.video[0]):
+        stream = container.streams.video[0]
+        # frame and slice threads of the codec: the same frames, decoded on every core
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
             if frame.time is None:
                 raise Undecodable("a decoded frame carries no timestamp; re-encode the video")
             origin = frame.time if origin is None else origin

@@ -156,6 +156,7 @@ def eager_modules(artifact: Artifact, device: str) -> tuple[Any, Any]:
     files: the traced wrappers (exporters.graphs.FeaturesExport / HeadExport) hold each graph
     as submodule `net`, so their state dicts load into fresh wrappers key for key."""
     from exporters.graphs import Dtype, FeaturesExport, HeadExport
+    from model.backbone import fold_frozen_norms
     from model.head import AIAHead
     from model.network import FeatureGraph
 
@@ -178,6 +179,7 @@ def eager_modules(artifact: Artifact, device: str) -> tuple[Any, Any]:
                                 f"(missing {result.missing_keys[:5]}, unexpected "
                                 f"{sorted(unexpected)[:5]}); export the checkpoint again")
         module.eval().to(device)
+    fold_frozen_norms(fresh["features"])  # serving only: norms folded into the convolutions
     return fresh["features"], fresh["head"]
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from model.backbone import FrozenBatchNorm3d, build_slowfast
+from model.backbone import FrameConv3d, FrozenBatchNorm3d, build_slowfast, fold_frozen_norms
 from model.boxes import enlarge_boxes
 from model.complexity import count
 from model.config import preset
@@ -100,3 +102,38 @@ def test_enlarge_boxes_splits_growth_and_clips() -> None:
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0], [5.0, 15.0, 105.0, 225.0])
     np.testing.assert_allclose(out[1], [0.0, 0.0, 52.5, 41.0])
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [
+    ((1, 3, 3), (1, 2, 2), (0, 1, 1), (1, 1, 1)),
+    ((1, 3, 3), (1, 1, 1), (0, 2, 2), (1, 2, 2)),
+    ((1, 1, 1), (1, 1, 1), (0, 0, 0), (1, 1, 1)),
+    ((3, 1, 1), (1, 1, 1), (1, 0, 0), (1, 1, 1)),  # temporal kernel: the plain 3D path
+])
+def test_frame_conv_equals_conv3d(kernel, stride, padding, dilation) -> None:
+    torch.manual_seed(0)
+    plain = torch.nn.Conv3d(6, 5, kernel, stride, padding, dilation, bias=True)
+    frames = FrameConv3d(6, 5, kernel, stride, padding, dilation, bias=True)
+    frames.load_state_dict(plain.state_dict())  # same keys, same shapes
+    x = torch.randn(2, 6, 4, 9, 11)
+    torch.testing.assert_close(frames(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+def test_folded_norms_give_the_same_features(tiny_cfg) -> None:
+    torch.manual_seed(0)
+    graph = FeatureGraph(tiny_cfg).eval()
+    for m in graph.modules():
+        if isinstance(m, FrozenBatchNorm3d):  # statistics far from identity
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    clip = torch.randint(0, 256, (2, 16, 64, 96, 3), dtype=torch.uint8)
+    boxes = torch.tensor([[0, 4, 4, 40, 60.0], [1, 10, 8, 90, 50.0]])
+    with torch.no_grad():
+        expected = graph(clip, boxes)
+        folded = fold_frozen_norms(copy.deepcopy(graph))
+        found = folded(clip, boxes)
+    assert not any(isinstance(m, FrozenBatchNorm3d) for m in folded.modules())
+    scale = expected.abs().max()
+    assert float((found - expected).abs().max() / scale) < 1e-5
