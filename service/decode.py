@@ -73,6 +73,9 @@ class Decoded:
     # grid index -> uint8 [H',W',3]: key frames for the detector at up to DETECT_MAX_SIDE,
     # when decoding was asked to keep them (a request without boxes)
     detect_frames: dict[int, np.ndarray] = field(default_factory=dict)
+# frame and slice threads of the codec: the same frames, decoded on every core (PyAV's
+# default, "SLICE", leaves most codecs on one; bench/decode_speed.py compares the two)
+CODEC_THREADS = "AUTO"
 
 
 def _looks_like_container(path: Path) -> bool:
@@ -234,8 +237,7 @@ def _decode_into(path: Path, resampler: _Resampler, limits: Limits) -> None:
     count = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        # frame and slice threads of the codec: the same frames, decoded on every core
-        stream.thread_type = "AUTO"
+        stream.thread_type = CODEC_THREADS
         for frame in container.decode(stream):
             if frame.time is None:
                 raise Undecodable("a decoded frame carries no timestamp; re-encode the video")

@@ -208,3 +208,24 @@ def test_detector_size_caps_the_long_side():
     assert detector_size(1280, 720) == (DETECT_MAX_SIDE, 360)
     assert detector_size(176, 144) == (176, 144)
     assert detector_size(300, 2000) == (96, DETECT_MAX_SIDE)
+
+
+def test_codec_threads_change_no_pixel(monkeypatch):
+    """Real footage (1280x720 h264): threaded decoding gives the single-threaded frames."""
+    from service import decode
+    from tests.real_footage import video_path
+
+    path = video_path("bigbuckbunny.mp4")
+    spec = make_spec(fps=25.0, short_side=128, max_long_side=224)
+    limits = Limits(max_upload_bytes=1 << 24, max_duration_s=60.0, max_width=1920,
+                    max_height=1080, max_frames=5000, decode_timeout_s=60.0)
+    meta = probe_video(path, limits)
+    assert decode.CODEC_THREADS == "AUTO"
+    threaded = decode_video(path, meta, spec, limits, detect_rate=1.0)
+    monkeypatch.setattr(decode, "CODEC_THREADS", "SLICE")
+    single = decode_video(path, meta, spec, limits, detect_rate=1.0)
+    assert len(threaded.frames) > 100
+    np.testing.assert_array_equal(threaded.frames, single.frames)
+    assert threaded.kept.keys() == single.kept.keys()
+    for k in threaded.kept:
+        np.testing.assert_array_equal(threaded.kept[k], single.kept[k])
