@@ -73,6 +73,8 @@ class Decoded:
     # grid index -> uint8 [H',W',3]: key frames for the detector at up to DETECT_MAX_SIDE,
     # when decoding was asked to keep them (a request without boxes)
     detect_frames: dict[int, np.ndarray] = field(default_factory=dict)
+
+
 # frame and slice threads of the codec: the same frames, decoded on every core (PyAV's
 # default, "SLICE", leaves most codecs on one; bench/decode_speed.py compares the two)
 CODEC_THREADS = "AUTO"

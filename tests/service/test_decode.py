@@ -226,6 +226,6 @@ def test_codec_threads_change_no_pixel(monkeypatch):
     single = decode_video(path, meta, spec, limits, detect_rate=1.0)
     assert len(threaded.frames) > 100
     np.testing.assert_array_equal(threaded.frames, single.frames)
-    assert threaded.kept.keys() == single.kept.keys()
-    for k in threaded.kept:
-        np.testing.assert_array_equal(threaded.kept[k], single.kept[k])
+    assert threaded.detect_frames.keys() == single.detect_frames.keys()
+    for k in threaded.detect_frames:
+        np.testing.assert_array_equal(threaded.detect_frames[k], single.detect_frames[k])
