@@ -5,6 +5,9 @@
   the real person detector in front of the shipped synthetic action model.
 - `aia artifact set-dataset DIR --name N --label-set L (--real-footage | --synthetic)`: record
   what the action model was trained on, for artifacts exported before the manifest said it.
+- `aia artifact regraph DIR`: export both graphs again from the artifact's own weights (its
+  TorchScript files) with this code, parity-checked as `aia export` does; the weights and the
+  answers stay, the graphs take what the code learnt since (e.g. faster layouts).
 
 Every edit works on a copy beside the artifact, appends itself to the manifest's `edits`,
 recomputes the sha256 list, checks the result with `load_artifact` and only then replaces the
@@ -99,6 +102,36 @@ def set_dataset(root: str | Path, name: str, label_set: str, real_footage: bool,
     return edit_artifact(root, change, command or ["aia", "artifact", "set-dataset", str(root)])
 
 
+def regraph(root: str | Path, command: list[str] | None = None) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from exporters.export import ExportOptions, verify, write_graphs
+    from exporters.graphs import Dtype, Format
+    from exporters.weights_of import export_wrappers
+    from model.network import AIA
+
+    artifact = load_artifact(root, ("torchscript",))
+    features, head = export_wrappers(artifact)
+    model = AIA(artifact.config)
+    model.features, model.head = features.net.float(), head.net.float()
+    model.eval()
+
+    def change(manifest: dict[str, Any], folder: Path) -> None:
+        formats = tuple(Format(f) for f in ("onnx", "torchscript")
+                        if f in manifest["graphs"]["features"]["files"])
+        options = ExportOptions(formats=formats, dtype=Dtype(manifest["dtype"]))
+        with tqdm(total=2 * len(formats), desc="regraph", unit="graph", leave=False) as bar:
+            graphs, seconds = write_graphs(model, options, folder, bar)
+        report = verify(model, folder, graphs, options)
+        if not report.passed:
+            raise ExportError(f"{root}: parity check failed, nothing changed:\n  "
+                              + "\n  ".join(report.failures()))
+        manifest["parity"] = report.to_dict()
+        manifest["export"]["seconds"] = seconds
+
+    return edit_artifact(root, change, command or ["aia", "artifact", "regraph", str(root)])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = sub.add_parser("add-detector", help="export a detector into an artifact")
@@ -120,6 +153,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="its actions mean something on real video")
     kind.add_argument("--synthetic", action="store_true",
                       help="trained on synthetic video only: answers say so")
+    again = sub.add_parser("regraph", help="export the graphs again from the artifact's own "
+                                           "weights with this code (parity-checked)")
+    again.add_argument("artifact", type=Path)
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -131,6 +167,8 @@ def _command(args: argparse.Namespace) -> list[str]:
             words += ["--score-threshold", repr(args.score_threshold)]
         words += ["--default"] * args.default + ["--replace"] * args.replace
         return words
+    if args.action == "regraph":
+        return words
     return [*words, "--name", args.name, "--label-set", args.label_set,
             "--real-footage" if args.real_footage else "--synthetic"]
 
@@ -141,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "add-detector":
             manifest = add_detector(args.artifact, args.source, args.score_threshold,
                                     args.default, args.replace, command)
+        elif args.action == "regraph":
+            manifest = regraph(args.artifact, command)
         else:
             manifest = set_dataset(args.artifact, args.name, args.label_set,
                                    args.real_footage, command)

@@ -152,35 +152,14 @@ def torch_device(device: Device) -> str:
 
 
 def eager_modules(artifact: Artifact, device: str) -> tuple[Any, Any]:
-    """The model classes rebuilt from the manifest's config, weights from the TorchScript
-    files: the traced wrappers (exporters.graphs.FeaturesExport / HeadExport) hold each graph
-    as submodule `net`, so their state dicts load into fresh wrappers key for key."""
-    from exporters.graphs import Dtype, FeaturesExport, HeadExport
+    """The model classes with the artifact's weights (exporters.weights_of), graph 1's
+    frozen norms folded into its convolutions: serving only, never trained."""
+    from exporters.weights_of import export_wrappers
     from model.backbone import fold_frozen_norms
-    from model.head import AIAHead
-    from model.network import FeatureGraph
 
-    if any("torchscript" not in artifact.graphs[g] for g in ("features", "head")):
-        raise ArtifactError(f"{artifact.root}: runtime eager takes its weights from the "
-                            "TorchScript files, and this artifact has none; use runtime onnx "
-                            "or export with --format torchscript too")
-    dtype = Dtype(artifact.dtype).torch
-    fresh = {"features": FeaturesExport(FeatureGraph(artifact.config), dtype),
-             "head": HeadExport(AIAHead(artifact.config), dtype)}
-    for graph, module in fresh.items():
-        path = artifact.path(graph, "torchscript")
-        traced = load_torchscript(path)
-        # constants the trace keeps as buffers (normalisation) are rebuilt from the config
-        constants = {n for n, _ in module.named_buffers()} - set(module.state_dict())
-        result = module.load_state_dict(traced.state_dict(), strict=False)
-        unexpected = set(result.unexpected_keys) - constants
-        if result.missing_keys or unexpected:
-            raise ArtifactError(f"{path}: weights do not fit the manifest's model_config "
-                                f"(missing {result.missing_keys[:5]}, unexpected "
-                                f"{sorted(unexpected)[:5]}); export the checkpoint again")
-        module.eval().to(device)
-    fold_frozen_norms(fresh["features"])  # serving only: norms folded into the convolutions
-    return fresh["features"], fresh["head"]
+    features, head = export_wrappers(artifact, device)
+    fold_frozen_norms(features)
+    return features, head
 
 
 def load_runtime(artifact: Artifact, kind: RuntimeKind, device: Device) -> Runtime:

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from prometheus_client import CollectorRegistry
@@ -158,3 +159,47 @@ def _frame() -> object:
             if i == 125:
                 return frame.to_ndarray(format="rgb24")
     raise AssertionError("bikes.mp4 has a frame 125")
+
+
+def test_regraph_exports_the_same_weights_with_this_code(random_artifact: Path,
+                                                        tmp_path: Path) -> None:
+    """`aia artifact regraph`: graph files from the artifact's own weights, parity recorded,
+    the edit logged."""
+    from exporters.artifact import onnx_session
+    from exporters.artifact_edit import regraph
+
+    root = tmp_path / "artifact"
+    shutil.copytree(random_artifact, root)
+    before = load_artifact(root)
+    old_session = onnx_session(before.path("features", "onnx"))
+    rng = np.random.default_rng(0)
+    feed = {"clip": rng.integers(0, 256, (2, before.input.frames, 48, 64, 3), dtype=np.uint8),
+            "boxes": np.array([[0, 4, 4, 30, 40], [1, 10, 2, 60, 44.0]], np.float32)}
+    expected = old_session.run(None, feed)[0]
+    old_sha = sha256(before.path("features", "onnx"))
+    manifest = regraph(root)
+    after = load_artifact(root)
+    assert manifest["edits"][-1]["command"][:3] == ["aia", "artifact", "regraph"]
+    assert manifest["parity"]["passed"] is True
+    # exported from the checkpoint by this code, then again from its TorchScript weights:
+    # the same file, byte for byte (the weights travel exactly, the export is deterministic)
+    assert sha256(after.path("features", "onnx")) == old_sha
+    found = onnx_session(after.path("features", "onnx")).run(None, feed)[0]
+    np.testing.assert_array_equal(found, expected)
+
+
+def test_regraph_without_torchscript_changes_nothing(random_artifact: Path,
+                                                     tmp_path: Path) -> None:
+    from exporters.artifact_edit import regraph
+
+    root = tmp_path / "onnx-only"
+    shutil.copytree(random_artifact, root)
+    manifest = json.loads((root / MANIFEST).read_text())
+    for graph in ("features", "head"):
+        (root / manifest["graphs"][graph]["files"].pop("torchscript")).unlink()
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.endswith(".pt")}
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    untouched = (root / MANIFEST).read_bytes()
+    with pytest.raises(ArtifactError, match=r"(?i)torchscript"):
+        regraph(root)
+    assert (root / MANIFEST).read_bytes() == untouched
