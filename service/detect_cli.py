@@ -29,7 +29,13 @@ from service.detection import Detector
 from service.engine import Engine
 from service.errors import ServiceError
 from service.metrics import Metrics
-from service.params import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, DetectParams, parse_boxes
+from service.params import (
+    DEFAULT_MIN_SCORE,
+    DEFAULT_TOP_K,
+    CostBounds,
+    DetectParams,
+    parse_boxes,
+)
 from service.render import to_csv
 from service.runtime import load_runtime
 from service.schemas import DetectResponse
@@ -178,7 +184,8 @@ def _params(args: argparse.Namespace, settings: Settings) -> DetectParams:
         raise ValueError("--min-score must lie in [0, 1] and --top-k be at least 1")
     boxes = None
     if args.boxes is not None:
-        boxes = parse_boxes(args.boxes.read_text(encoding="utf-8"), settings.max_persons)
+        boxes = parse_boxes(args.boxes.read_text(encoding="utf-8"),
+                            CostBounds.from_settings(settings))
     return DetectParams(min_score=args.min_score, top_k=args.top_k, boxes=boxes)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from service.decode import VideoMeta
 from service.detection import Frames, track
+from service.errors import CostLimit
 from service.metrics import Metrics
 from service.params import ClipParams, DetectParams, OutputFormat
 from service.render import (
@@ -110,6 +111,7 @@ class Engine:
     async def _clip(self, steps: SessionSteps, record: SessionRecord | None, video: Path,
                     clip: ClipParams, params: DetectParams, timings: Timings) -> Answer:
         stages = self.stages
+        self._check_gap(record, clip.clip_index)
         meta = await timed(timings, "decode", stages.probe(video))
         frames = stages.keyframes(meta, params.boxes)
         start_s = clip.start_s if clip.start_s is not None else clip.clip_index * meta.duration_s
@@ -164,6 +166,16 @@ class Engine:
         return detect_response(self.served.ref, artifact.labels,
                                artifact.config.classifier.groups, meta, frames, times,
                                statuses, degraded, logits, params)
+
+    def _check_gap(self, record: SessionRecord | None, index: int) -> None:
+        """A clip far past the last one seen would make the answer list every index skipped
+        and the store keep them: bounded by max_clip_gap."""
+        gap = self.options.max_clip_gap
+        if record is not None and index > record.last_index + gap:
+            raise CostLimit(f"clip_index={index} lies {index - record.last_index} past the "
+                            f"session's last clip ({record.last_index}); at most {gap} ahead "
+                            "(AIA_MAX_CLIP_GAP): number clips 0, 1, 2, ... in order",
+                            "max_clip_gap", gap)
 
     def _count(self, keyframes: int, statuses: Sequence[MemoryStatus], degraded: bool) -> None:
         self.metrics.clips.inc()

@@ -89,6 +89,15 @@ class VideoLimit(Unprocessable):
     slug, title = "video-limit", "Video exceeds a limit"
 
 
+class CostLimit(Unprocessable):
+    """A request that would cost more than a bound allows; `bound` names the setting."""
+
+    slug, title = "cost-limit", "Request exceeds a cost bound"
+
+    def __init__(self, detail: str, bound: str, limit: float) -> None:
+        super().__init__(detail, extra={"bound": bound, "limit": limit})
+
+
 class InvalidBoxes(Unprocessable):
     slug, title = "invalid-boxes", "Invalid person boxes"
 

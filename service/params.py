@@ -15,12 +15,57 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.labels import Label
-from service.errors import InvalidBoxes, InvalidParameter
+from service.errors import CostLimit, InvalidBoxes, InvalidParameter
+from service.settings import Settings
 
 DEFAULT_MIN_SCORE = 0.1
 DEFAULT_TOP_K = 5
 MAX_CLIP_INDEX = 10_000_000
-MAX_BOX_KEYFRAMES = 100_000
+
+
+@dataclass(frozen=True)
+class CostBounds:
+    """What one request may ask for (settings of the same names, AIA_MAX_*)."""
+
+    max_persons: int = 64  # client boxes per key frame
+    max_keyframes: int = 120  # key frames per request
+    max_person_keyframes: int = 2000  # client boxes summed over key frames
+    max_field_bytes: int = 1 << 20  # any one parameter
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> CostBounds:
+        return cls(s.max_persons, s.max_keyframes, s.max_person_keyframes, s.max_field_bytes)
+
+    def check_keyframes(self, count: int, what: str) -> None:
+        if count > self.max_keyframes:
+            raise CostLimit(f"{what}: {count} key frames exceed the limit {self.max_keyframes} "
+                            "per request (AIA_MAX_KEYFRAMES); send shorter clips or fewer "
+                            "box timestamps", "max_keyframes", self.max_keyframes)
+
+
+def check_field_sizes(values: Mapping[str, str], bounds: CostBounds) -> None:
+    for name, text in values.items():
+        if len(text) > bounds.max_field_bytes:
+            raise CostLimit(f"{name}: {len(text)} bytes exceed the limit "
+                            f"{bounds.max_field_bytes} per parameter (AIA_MAX_FIELD_BYTES)",
+                            "max_field_bytes", bounds.max_field_bytes)
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of [ and { outside strings, without parsing (a parser recurses)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 class OutputFormat(enum.StrEnum):
@@ -97,16 +142,30 @@ def _box_row(row: object, where: str) -> list[float]:
     return [x1, y1, x2, y2]
 
 
-def parse_boxes(text: str, max_persons: int) -> tuple[BoxesAt, ...]:
+def parse_boxes(text: str, bounds: CostBounds) -> tuple[BoxesAt, ...]:
     """The `boxes` parameter: [{"timestamp": 1.0, "boxes": [[x1,y1,x2,y2], ...]}, ...]."""
+    max_persons = bounds.max_persons
+    if len(text) > bounds.max_field_bytes:
+        raise CostLimit(f"boxes: {len(text)} bytes exceed the limit {bounds.max_field_bytes} "
+                        "(AIA_MAX_FIELD_BYTES)", "max_field_bytes", bounds.max_field_bytes)
+    if _json_depth(text) > 4:  # list > entry > boxes > box
+        raise InvalidBoxes('boxes: nested deeper than [{"timestamp": t, "boxes": [[x1, y1, '
+                           'x2, y2], ...]}, ...] allows')
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidBoxes(f"boxes: not valid JSON ({err}); expected "
                            '[{"timestamp": 1.0, "boxes": [[x1, y1, x2, y2], ...]}, ...]') from None
-    if not isinstance(data, list) or not data or len(data) > MAX_BOX_KEYFRAMES:
+    if not isinstance(data, list) or not data:
         raise InvalidBoxes('boxes: expected a non-empty JSON list of {"timestamp": seconds, '
                            '"boxes": [[x1, y1, x2, y2], ...]}')
+    bounds.check_keyframes(len(data), "boxes")
+    persons = sum(len(e["boxes"]) for e in data
+                  if isinstance(e, dict) and isinstance(e.get("boxes"), list))
+    if persons > bounds.max_person_keyframes:
+        raise CostLimit(f"boxes: {persons} person boxes over all key frames exceed the limit "
+                        f"{bounds.max_person_keyframes} (AIA_MAX_PERSON_KEYFRAMES)",
+                        "max_person_keyframes", bounds.max_person_keyframes)
     out: dict[float, BoxesAt] = {}
     for i, entry in enumerate(data):
         where = f"boxes[{i}]"
@@ -126,8 +185,9 @@ def parse_boxes(text: str, max_persons: int) -> tuple[BoxesAt, ...]:
 
 
 def detect_params(values: Mapping[str, str], labels: Sequence[Label],
-                  max_persons: int) -> DetectParams:
+                  bounds: CostBounds) -> DetectParams:
     """Query parameters merged with multipart fields (fields win)."""
+    check_field_sizes(values, bounds)
     fmt = values.get("format", OutputFormat.json.value)
     if fmt not in OutputFormat.__members__:
         raise InvalidParameter(f"format={fmt!r}: expected json or ava_csv")
@@ -136,7 +196,7 @@ def detect_params(values: Mapping[str, str], labels: Sequence[Label],
         top_k=_integer("top_k", values.get("top_k", str(DEFAULT_TOP_K)), 1, 1000),
         labels=parse_labels(values["labels"], labels) if values.get("labels") else None,
         format=OutputFormat(fmt),
-        boxes=parse_boxes(values["boxes"], max_persons) if values.get("boxes") else None,
+        boxes=parse_boxes(values["boxes"], bounds) if values.get("boxes") else None,
     )
 
 

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     decode_timeout_s: float = Field(60.0, gt=0)
     max_persons: int = Field(64, ge=1)  # client boxes per key frame
 
+    # cost per request, bounded before any work starts (over a bound: 422 naming it)
+    max_keyframes: int = Field(120, ge=1)  # given box timestamps, or detector rate x duration
+    max_person_keyframes: int = Field(2000, ge=1)  # client boxes summed over key frames
+    max_clip_gap: int = Field(1000, ge=1)  # a session's clip_index past its last one seen
+    max_field_bytes: int = Field(1 << 20, ge=1)  # any one parameter (query or form field)
+
     # batching and backpressure
     max_batch: int = Field(8, ge=1)
     max_wait_ms: float = Field(5.0, ge=0)

@@ -6,7 +6,7 @@ call each other; the engine passes what one returns to the next."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -33,7 +33,7 @@ from service.detection import (
     roi_boxes,
 )
 from service.errors import InvalidBoxes, NoPersonSource
-from service.params import BoxesAt
+from service.params import BoxesAt, CostBounds
 from service.schemas import ModelRef
 from service.settings import Settings
 from service.timings import Timings, timed
@@ -61,13 +61,16 @@ class EngineOptions:
     max_batch: int = 8
     lock_ttl_s: float = 30.0  # a session's clip lock outlives a request that never returns
     keyframe_rate: float = 1.0  # detector key frames per second
-    max_persons: int = 64
+    max_persons: int = 64  # detector persons kept per key frame
+    bounds: CostBounds = field(default_factory=CostBounds)
+    max_clip_gap: int = 1000  # a session's clip_index past its last one seen
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
         return cls(Limits.from_settings(settings), settings.max_batch,
                    settings.request_timeout_s + 5, settings.keyframe_rate,
-                   settings.max_persons)
+                   settings.max_persons, CostBounds.from_settings(settings),
+                   settings.max_clip_gap)
 
 
 class ModelStages:
@@ -92,8 +95,12 @@ class ModelStages:
         return len(decoded.times) / self.spec.fps
 
     def detector_times(self, duration_s: float) -> np.ndarray:
-        """The key frames the detector looks at over `duration_s` seconds."""
-        return keyframe_times(duration_s, self.options.keyframe_rate)
+        """The key frames the detector looks at over `duration_s` seconds (bounded)."""
+        times = keyframe_times(duration_s, self.options.keyframe_rate)
+        self.options.bounds.check_keyframes(
+            len(times), f"{duration_s:.1f} s of video at {self.options.keyframe_rate:g} key "
+            "frames per second")
+        return times
 
     def keyframes(self, meta: VideoMeta, boxes: Sequence[BoxesAt] | None) -> Frames:
         """The client's key frames and boxes, or the detector's key frames still to fill."""

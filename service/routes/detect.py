@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["detect"], dependencies=[AuthDep])
 async def detect(request: Request, service: ServiceDep, engine: ReadyEngine) -> Response:
     async def answer(video: Path, values: Mapping[str, str]) -> Answer:
         params = detect_params(values, engine.served.artifact.labels,
-                               service.settings.max_persons)
+                               engine.options.bounds)
         return await engine.detect(video, params, video_id="video")
 
     return await answer_upload(request, service, answer)

@@ -84,7 +84,7 @@ async def post_clip(request: Request, session_id: SessionId, service: ServiceDep
     async def answer(video: FilePath, values: Mapping[str, str]) -> Answer:
         clip = clip_params(values)
         params = detect_params(values, engine.served.artifact.labels,
-                               service.settings.max_persons)
+                               engine.options.bounds)
         return await engine.session_clip(session_id, video, clip, params)
 
     return await answer_upload(request, service, answer)

@@ -22,7 +22,7 @@ from exporters.detector_runtime import DetectorRunner
 from exporters.graphs import ExportError
 from service.batcher import Batcher
 from service.metrics import Metrics
-from service.params import detect_params
+from service.params import CostBounds, detect_params
 from service.runtime import load_runtime
 from service.settings import Device, RuntimeKind, Settings
 from service.stages import ServedModel
@@ -137,7 +137,8 @@ def test_coco_objects_reach_the_engine(edited: Path, tmp_path: Path) -> None:
         return await original(decoded, frames, timings)
 
     engine.stages.features = spy  # type: ignore[method-assign]
-    params = detect_params({"min_score": "0"}, artifact.labels, settings.max_persons)
+    params = detect_params({"min_score": "0"}, artifact.labels,
+                           CostBounds.from_settings(settings))
 
     async def run() -> dict[str, object]:
         try:

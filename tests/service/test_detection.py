@@ -23,7 +23,7 @@ from service.batcher import Batcher
 from service.decode import Limits
 from service.engine import Engine
 from service.metrics import Metrics
-from service.params import detect_params
+from service.params import CostBounds, detect_params
 from service.runtime import load_runtime
 from service.settings import Device, RuntimeKind, Settings
 from service.stages import EngineOptions, ServedModel
@@ -63,7 +63,8 @@ async def detect_without_boxes(artifact_dir: Path, video: Path) -> dict[str, obj
     engine = Engine(served, LocalStore("v", 60, 600, 10), metrics,
                     EngineOptions(Limits.from_settings(Settings()), max_batch=8, lock_ttl_s=30,
                                   keyframe_rate=1.0, max_persons=4))
-    params = detect_params({"min_score": "0", "top_k": "3"}, artifact.labels, max_persons=4)
+    params = detect_params({"min_score": "0", "top_k": "3"}, artifact.labels,
+                           CostBounds(max_persons=4))
     try:
         answer = await engine.detect(video, params, "video")
     finally:

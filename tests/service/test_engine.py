@@ -20,7 +20,7 @@ from service.batcher import Batcher
 from service.decode import Limits, clip_windows, decode_video, probe_video
 from service.engine import Engine
 from service.metrics import Metrics
-from service.params import detect_params
+from service.params import CostBounds, detect_params
 from service.runtime import load_runtime
 from service.schemas import MemoryStatus
 from service.settings import Device, RuntimeKind, Settings
@@ -75,7 +75,7 @@ async def engine_answer(artifact_dir: Path, video: Path) -> dict[str, object]:
                     metrics, EngineOptions(Limits.from_settings(Settings()), max_batch=8,
                                            lock_ttl_s=30))
     params = detect_params({"boxes": boxes_json(), "min_score": "0", "top_k": "1000"},
-                           artifact.labels, max_persons=16)
+                           artifact.labels, CostBounds(max_persons=16))
     try:
         answer = await engine.detect(video, params, "video")
     finally:
@@ -125,4 +125,18 @@ def test_bad_boxes(random_artifact: Path, text: str) -> None:
 
     labels = load_artifact(random_artifact).labels
     with pytest.raises(InvalidBoxes):
-        detect_params({"boxes": text}, labels, max_persons=4)
+        detect_params({"boxes": text}, labels, CostBounds(max_persons=4))
+
+
+def test_detector_keyframes_are_bounded_before_decoding(random_artifact: Path) -> None:
+    from service.errors import CostLimit
+    from service.stages import ModelStages
+
+    artifact = load_artifact(random_artifact, ("onnx",))
+    options = EngineOptions(Limits.from_settings(Settings()), keyframe_rate=2.0,
+                            bounds=CostBounds(max_keyframes=10))
+    stages = ModelStages(ServedModel(artifact, model_ref(artifact, "onnx", "cpu"),
+                                     batcher=None), options)  # type: ignore[arg-type]
+    assert len(stages.detector_times(5.0)) == 10
+    with pytest.raises(CostLimit, match="AIA_MAX_KEYFRAMES"):
+        stages.detector_times(5.1)

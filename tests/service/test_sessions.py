@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,31 @@ def test_unknown_session(client: httpx.Client, clip: bytes) -> None:
     response = post_clip(client, "no-such-session", clip, 0)
     assert response.status_code == 404
     assert problem_slug(response) == "session-not-found"
+
+
+def test_clip_index_far_ahead_is_bounded(client: httpx.Client, clip: bytes) -> None:
+    """clip_index=10,000,000 on a fresh session: a 422 that names the bound, at once; the
+    session stays usable and unchanged."""
+    session = new_session(client)
+    started = time.monotonic()
+    response = post_clip(client, session, clip, 10_000_000)
+    assert time.monotonic() - started < 5.0
+    assert response.status_code == 422
+    assert problem_slug(response) == "cost-limit"
+    assert response.json()["bound"] == "max_clip_gap"
+    assert len(response.content) < 2000
+    record = client.get(f"/v1/sessions/{session}").json()
+    assert (record["clips_seen"], record["last_index"]) == (0, -1)
+    assert post_clip(client, session, clip, 3).json()["session"]["missing"] == [0, 1, 2]
+    client.delete(f"/v1/sessions/{session}")
+
+
+def test_deeply_nested_boxes_are_a_422(client: httpx.Client, clip: bytes) -> None:
+    session = new_session(client)
+    response = client.post(f"/v1/sessions/{session}/clips", params={"clip_index": "0"},
+                           files={"video": ("clip.mp4", clip, "video/mp4")},
+                           data={"boxes": "[" * 5000 + "]" * 5000})
+    assert response.status_code == 422
+    assert problem_slug(response) == "invalid-boxes"
+    assert client.get("/health/live").status_code == 200
+    client.delete(f"/v1/sessions/{session}")

@@ -15,7 +15,7 @@ from torchvision.ops import box_iou
 from exporters.artifact import load_artifact
 from service.batcher import Batcher
 from service.metrics import Metrics
-from service.params import detect_params
+from service.params import CostBounds, detect_params
 from service.runtime import load_runtime
 from service.settings import DEFAULT_MODEL, Device, RuntimeKind, Settings
 from service.stages import ServedModel
@@ -35,7 +35,8 @@ async def detect_sample() -> dict[str, object]:
                          batcher, load_detector(artifact, "cpu", settings.detector))
     engine = build_engine(settings, served, LocalStore("v", 60, 600, 10),
                           Metrics(CollectorRegistry()))
-    params = detect_params({"top_k": "1"}, artifact.labels, max_persons=settings.max_persons)
+    params = detect_params({"top_k": "1"}, artifact.labels,
+                           CostBounds.from_settings(settings))
     try:
         answer = await engine.detect(SAMPLE / "clip.mp4", params, "sample")
     finally:
