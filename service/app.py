@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.errors import (
     PROBLEM_JSON,
@@ -45,6 +46,17 @@ def problem_response(request: Request, error: ServiceError) -> JSONResponse:
                         media_type=PROBLEM_JSON)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path; Starlette's 405 names only the first
+    route's, and a path such as /v1/sessions/{id} has a route per method."""
+    methods: set[str] = set()
+    for route in request.app.state.api_routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def _count_rejection(metrics: Metrics, error: ServiceError) -> None:
     for kind, reason in REJECTED:
         if isinstance(error, kind):
@@ -52,10 +64,14 @@ def _count_rejection(metrics: Metrics, error: ServiceError) -> None:
             return
 
 
-def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+def add_error_handlers(app: FastAPI, service: Service) -> None:
+    metrics = service.metrics
+
     async def on_service_error(request: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, ServiceError)
         _count_rejection(metrics, err)
+        if isinstance(err, Overloaded) and service.engine is not None:
+            err.headers["Retry-After"] = str(service.engine.load.retry_after_s())
         return problem_response(request, err)
 
     async def on_validation(request: Request, err: Exception) -> JSONResponse:
@@ -66,7 +82,10 @@ def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     async def on_http(request: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, StarletteHTTPException)
-        error = ServiceError(str(err.detail), headers=dict(err.headers or {}))
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        error = ServiceError(str(err.detail), headers=headers)
         body = {**error.problem(request.url.path, getattr(request.state, "request_id", None)),
                 "status": err.status_code, "title": "Not found" if err.status_code == 404
                 else "HTTP error", "type": TYPE_BASE + ("not-found" if err.status_code == 404
@@ -104,6 +123,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.state.service = service
     for module in (detect, sessions, models, health):
         app.include_router(module.router)
-    add_error_handlers(app, metrics)
+    app.state.api_routes = [route for module in (detect, sessions, models, health)
+                            for route in module.router.routes]
+    add_error_handlers(app, service)
     app.add_middleware(RequestContext, metrics=metrics, in_flight=service.in_flight)
     return app

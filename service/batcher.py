@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Hashable, Sequence
@@ -97,7 +96,6 @@ class Batcher:
         self._wakeup: asyncio.Event | None = None
         self._collector: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aia-model")
-        self._run_s = 0.05  # moving average of one call, for Retry-After
         self._closing = False
 
     async def features(self, clips: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -114,18 +112,14 @@ class Batcher:
         # counted inside the graph), so every head call may share a batch
         return await self._submit(HEAD, (HEAD,), tuple(inputs), objects.shape[0])
 
-    def retry_after_s(self) -> int:
-        """Seconds until the queue has drained, roughly: batches ahead x one call."""
-        batches = len(self._pending) / self.max_batch + 1
-        return max(1, math.ceil(batches * self._run_s))
-
     async def _submit(self, graph: str, key: Hashable, inputs: tuple[np.ndarray, ...],
                       clips: int) -> np.ndarray:
         if self._closing:
             raise NotReady("the model worker is shutting down; retry on another replica")
         if len(self._pending) >= self.queue_size:
+            # the wait to tell the client is the engine's (service.load), not the queue's
             raise Overloaded(f"{len(self._pending)} model jobs are queued (the limit); retry "
-                             "after the Retry-After seconds", self.retry_after_s())
+                             "after the Retry-After seconds")
         loop = asyncio.get_running_loop()
         if self._collector is None:
             self._wakeup = asyncio.Event()
@@ -207,7 +201,6 @@ class Batcher:
                     job.future.set_exception(err)
             return
         run_s = time.perf_counter() - started
-        self._run_s = 0.8 * self._run_s + 0.2 * run_s
         bounds = np.cumsum([0, *rows])  # job i owns rows bounds[i]:bounds[i + 1] of out
         for job, start, end in zip(batch, bounds[:-1], bounds[1:], strict=True):
             if not job.future.done():

@@ -58,6 +58,8 @@ class DrainingServer(uvicorn.Server):
         if callable(self._on_exit):
             self._on_exit()
         super().handle_exit(sig, frame)
+        # a stop signal ends in a clean drain: exit 0, not the signal re-raised (143)
+        self._captured_signals.clear()
 
 
 def run(args: argparse.Namespace) -> int:

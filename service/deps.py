@@ -4,9 +4,7 @@ this module, never `service.app`."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from service.engine import Answer, Engine
-from service.errors import DeadlineExceeded, NotReady
+from service.errors import NotReady
 from service.middleware import check_api_key
 from service.state import Service
 from service.store import MemoryStore
@@ -51,16 +49,6 @@ ReadyEngine = Annotated[Engine, Depends(ready_engine)]
 ReadyStore = Annotated[MemoryStore, Depends(ready_store)]
 
 
-@contextlib.asynccontextmanager
-async def deadline(seconds: float) -> AsyncIterator[None]:
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError:
-        raise DeadlineExceeded(f"the request took longer than {seconds:g} s; send a shorter "
-                               "video or retry when the service is less busy") from None
-
-
 # the route's part: the uploaded file and every parameter (query and form) -> the answer
 AnswerUpload = Callable[[Path, Mapping[str, str]], Awaitable[Answer]]
 
@@ -68,8 +56,9 @@ AnswerUpload = Callable[[Path, Mapping[str, str]], Awaitable[Answer]]
 async def answer_upload(request: Request, service: Service, answer: AnswerUpload) -> Response:
     """Receive the upload within the deadline, answer it, always remove the temp file."""
     assert service.upload_dir is not None
-    async with deadline(service.settings.request_timeout_s):
-        upload = await receive_upload(request, service.limits, service.upload_dir)
+    async with service.cutoff.deadline(service.settings.request_timeout_s):
+        upload = await receive_upload(request, service.limits, service.upload_dir,
+                                      service.settings.max_field_bytes)
         try:
             result = await answer(upload.path, {**request.query_params, **upload.fields})
         finally:

@@ -20,6 +20,7 @@ import numpy as np
 from service.decode import VideoMeta
 from service.detection import Frames, track
 from service.errors import CostLimit
+from service.load import Load
 from service.metrics import Metrics
 from service.params import ClipParams, DetectParams, OutputFormat
 from service.render import (
@@ -58,12 +59,17 @@ class Engine:
         self.served, self.store, self.metrics, self.options = served, store, metrics, options
         self.stages = ModelStages(served, options)
         self.window = served.artifact.input.window
+        self.load = Load()  # answers in progress and their drain rate (Retry-After)
 
     # ------------------------------------------------------------------ whole video (offline)
 
     async def detect(self, video: Path, params: DetectParams, video_id: str) -> Answer:
         """Two passes as validation: every key frame's persons, then each key frame's head
         with the memory of past and future key frames in the window."""
+        with self.load.answering():
+            return await self._detect(video, params, video_id)
+
+    async def _detect(self, video: Path, params: DetectParams, video_id: str) -> Answer:
         timings, stages = Timings(), self.stages
         try:
             meta = await timed(timings, "decode", stages.probe(video))
@@ -95,6 +101,11 @@ class Engine:
 
     async def session_clip(self, session: str, video: Path, clip: ClipParams,
                            params: DetectParams) -> Answer:
+        with self.load.answering():
+            return await self._session_clip(session, video, clip, params)
+
+    async def _session_clip(self, session: str, video: Path, clip: ClipParams,
+                            params: DetectParams) -> Answer:
         timings = Timings()
         steps = SessionSteps(self.store, session, self.options.lock_ttl_s)
         try:

@@ -117,6 +117,10 @@ class NotReady(ServiceError):
     status, slug, title = 503, "not-ready", "Service not ready"
 
 
+class ShuttingDown(NotReady):
+    slug, title = "shutting-down", "Replica shut down before answering"
+
+
 class DeadlineExceeded(ServiceError):
     status, slug, title = 504, "deadline-exceeded", "Request took longer than its deadline"
 

@@ -91,9 +91,10 @@ class ClipResponse(DetectResponse):
 class SessionCreate(BaseModel):
     id: str | None = Field(None, pattern=SESSION_ID_PATTERN,
                            description="client-chosen id; generated when absent")
-    ttl_s: int | None = Field(None, ge=1, le=7 * 24 * 3600,
+    # strict: JSON true/false or 1.5 are not seconds (lax mode would read false as 0)
+    ttl_s: int | None = Field(None, ge=1, le=7 * 24 * 3600, strict=True,
                               description="sliding TTL (default AIA_SESSION_TTL_S)")
-    lookahead_s: int | None = Field(None, ge=0, le=3600,
+    lookahead_s: int | None = Field(None, ge=0, le=3600, strict=True,
                                     description="future seconds a clip's key frames may wait "
                                                 "for (default AIA_LOOKAHEAD_S)")
 

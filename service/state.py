@@ -24,6 +24,7 @@ import anyio.to_thread
 
 from exporters.artifact import MANIFEST, Artifact, load_artifact, sha256
 from service.batcher import Batcher
+from service.cutoff import Cutoff, cutoff_after
 from service.decode import Limits
 from service.detection import Detector
 from service.engine import Engine
@@ -109,7 +110,9 @@ class Service:
     ready: bool = False
     draining: bool = False
     failed: str | None = None
+    cutoff: Cutoff = field(default_factory=Cutoff)  # deadlines, and the drain's end
     _warming: asyncio.Task[None] | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def limits(self) -> Limits:
@@ -117,6 +120,8 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
+        self._loop = asyncio.get_running_loop()
+        self.cutoff.bind(self._loop)
         self.artifact = await anyio.to_thread.run_sync(load_artifact, s.model_dir,
                                                        artifact_formats(s))
         version = model_version(self.artifact)
@@ -167,9 +172,15 @@ class Service:
                                  "device": runtime.device})
 
     def drain(self) -> None:
-        """Readiness off at once: load balancers stop sending before the listener closes."""
+        """Readiness off at once: load balancers stop sending before the listener closes.
+        Called from the stop signal's handler, so the rest (a metric's lock, the cut-off of
+        requests still running at the end of the drain) runs on the loop, not in it."""
         self.draining, self.ready = True, False
-        self.metrics.ready.set(0)
+        if self._loop is None or self._loop.is_closed():
+            self.metrics.ready.set(0)
+            return
+        self._loop.call_soon_threadsafe(self.metrics.ready.set, 0)
+        self.cutoff.begin(cutoff_after(self.settings.drain_s))
 
     async def stop(self) -> None:
         self.drain()

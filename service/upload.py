@@ -22,7 +22,7 @@ from service.decode import Limits
 from service.errors import BadRequest, EmptyBody, PayloadTooLarge, Unprocessable, UnsupportedMedia
 
 VIDEO_FIELDS = ("video", "file")  # multipart part names that carry the video
-MAX_FIELD_BYTES = 1024 * 1024  # each small text field (e.g. "boxes")
+MAX_FIELD_BYTES = 1024 * 1024  # default for each small text field (AIA_MAX_FIELD_BYTES)
 ACCEPTED = "video/*, application/octet-stream or multipart/form-data (field 'video')"
 
 
@@ -50,10 +50,12 @@ class _Counter:
 class _MultipartSink:
     """python-multipart callbacks: the video part to `file`, other parts to small strings."""
 
-    def __init__(self, file: IO[bytes]) -> None:
+    def __init__(self, file: IO[bytes], max_field_bytes: int) -> None:
         self.file = file
+        self.max_field_bytes = max_field_bytes
         self.video_bytes = 0
         self.has_video = False
+        self.finished = False  # the closing boundary arrived
         self.fields: dict[str, str] = {}
         self._header_name = b""
         self._header_value = b""
@@ -65,7 +67,7 @@ class _MultipartSink:
         return {"on_part_begin": self._begin, "on_header_field": self._field,
                 "on_header_value": self._value, "on_header_end": self._header_end,
                 "on_headers_finished": self._headers_done, "on_part_data": self._data,
-                "on_part_end": self._end}
+                "on_part_end": self._end, "on_end": self._finish}
 
     def _begin(self) -> None:
         self._headers, self._target, self._buffer = {}, None, bytearray()
@@ -83,8 +85,15 @@ class _MultipartSink:
     def _headers_done(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
-        if name in VIDEO_FIELDS and not self.has_video:
+        if name in VIDEO_FIELDS:
+            # a second video part would be appended to the first: two halves of a file
+            # must not decode as one video
+            if self.has_video:
+                raise Unprocessable("the multipart upload has more than one video part; send "
+                                    "exactly one file in the form field 'video'")
             self._target, self.has_video = "video", True
+        elif name in self.fields:
+            raise Unprocessable(f"form field '{name}' appears more than once; send it once")
         elif name:
             self._target = name
 
@@ -94,13 +103,16 @@ class _MultipartSink:
             self.video_bytes += end - start
         elif self._target is not None:
             self._buffer += data[start:end]
-            if len(self._buffer) > MAX_FIELD_BYTES:
+            if len(self._buffer) > self.max_field_bytes:
                 raise PayloadTooLarge(f"form field '{self._target}' exceeds "
-                                      f"{MAX_FIELD_BYTES} bytes")
+                                      f"{self.max_field_bytes} bytes (AIA_MAX_FIELD_BYTES)")
 
     def _end(self) -> None:
         if self._target not in (None, "video"):
             self.fields[self._target] = self._buffer.decode("utf-8", "replace")
+
+    def _finish(self) -> None:
+        self.finished = True
 
 
 def _media_type(request: Request) -> tuple[str, dict[bytes, bytes]]:
@@ -124,8 +136,8 @@ async def _receive_raw(request: Request, file: IO[bytes], counter: _Counter) -> 
 
 
 async def _receive_multipart(request: Request, boundary: bytes, file: IO[bytes],
-                             counter: _Counter) -> tuple[int, dict[str, str]]:
-    sink = _MultipartSink(file)
+                             counter: _Counter, max_field_bytes: int) -> tuple[int, dict[str, str]]:
+    sink = _MultipartSink(file, max_field_bytes)
     parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():
@@ -135,14 +147,22 @@ async def _receive_multipart(request: Request, boundary: bytes, file: IO[bytes],
     except MultipartParseError as err:
         raise BadRequest(f"malformed multipart body ({err}); let the client library build "
                          f"it") from err
+    if not sink.finished:
+        # a cut-off body (client gone, proxy truncation) must not be answered as if whole
+        raise BadRequest("the multipart body ends before its closing boundary; send the whole "
+                         "body (let the client library build it)")
     if not sink.has_video:
         raise Unprocessable("the multipart upload has no video part; send the video as a "
                             "file in the form field 'video'")
     return sink.video_bytes, sink.fields
 
 
-async def receive_upload(request: Request, limits: Limits, folder: Path) -> Upload:
-    """Stream the body to a temp file in `folder`; PayloadTooLarge the moment it crosses."""
+async def receive_upload(request: Request, limits: Limits, folder: Path,
+                         max_field_bytes: int = MAX_FIELD_BYTES) -> Upload:
+    """Stream the body to a temp file in `folder`; PayloadTooLarge the moment it crosses.
+
+    Multipart bodies carry exactly one video part and end with their closing boundary.
+    """
     media_type, options = _media_type(request)
     is_multipart = media_type == "multipart/form-data"
     if not (is_multipart or media_type.startswith("video/")
@@ -160,7 +180,8 @@ async def receive_upload(request: Request, limits: Limits, folder: Path) -> Uplo
     try:
         with file:
             if is_multipart:
-                size, fields = await _receive_multipart(request, boundary, file, counter)
+                size, fields = await _receive_multipart(request, boundary, file, counter,
+                                                        max_field_bytes)
             else:
                 fields = await _receive_raw(request, file, counter)
                 size = counter.total

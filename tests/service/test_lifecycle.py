@@ -22,7 +22,9 @@ DEADLINE_S = 0.4
 @pytest.fixture(scope="module")
 def server(random_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {"AIA_MAX_BATCH": "1", "AIA_QUEUE_SIZE": "1", "AIA_MAX_WAIT_MS": "0",
-           "AIA_REQUEST_TIMEOUT_S": str(DEADLINE_S)}
+           "AIA_REQUEST_TIMEOUT_S": str(DEADLINE_S),
+           # the deadline test needs more key frames than the default cost bound allows
+           "AIA_MAX_KEYFRAMES": "1000", "AIA_MAX_PERSON_KEYFRAMES": "10000"}
     running = Server(random_artifact, env, tmp_path_factory.mktemp("life") / "serve.log")
     yield running.wait_ready()
     running.stop()

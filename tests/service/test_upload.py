@@ -178,3 +178,60 @@ def test_malformed_multipart_is_400(folder):
     response = post(make_app(folder), content=b"abc",
                     headers={"content-type": "multipart/form-data"})
     assert _problem(response) == (400, "bad-request")
+
+
+def _multipart(*parts: tuple[str, bytes], close: bool = True) -> bytes:
+    body = b""
+    for name, data in parts:
+        body += (b"--XyZ\r\nContent-Disposition: form-data; name=\"" + name.encode()
+                 + b"\"; filename=\"v.mp4\"\r\nContent-Type: video/mp4\r\n\r\n" + data + b"\r\n")
+    return body + (b"--XyZ--\r\n" if close else b"")
+
+
+MULTIPART = {"content-type": "multipart/form-data; boundary=XyZ"}
+
+
+def test_two_video_parts_are_422_not_one_joined_file(folder, video_bytes):
+    half = len(video_bytes) // 2
+    for second in ("video", "file"):
+        body = _multipart(("video", video_bytes[:half]), (second, video_bytes[half:]))
+        response = post(make_app(folder), content=body, headers=MULTIPART)
+        assert _problem(response) == (422, "unprocessable")
+        assert "more than one video part" in response.json()["detail"]
+        assert list(folder.iterdir()) == []
+
+
+def test_repeated_form_field_is_422(folder, video_bytes):
+    response = post(make_app(folder), content=_multipart(
+        ("video", video_bytes), ("boxes", b"[]"), ("boxes", b"[]")), headers=MULTIPART)
+    assert _problem(response) == (422, "unprocessable")
+    assert "'boxes'" in response.json()["detail"]
+
+
+def test_missing_closing_boundary_is_400(folder, video_bytes):
+    body = _multipart(("video", video_bytes), close=False)
+    response = post(make_app(folder), content=body, headers=MULTIPART)
+    assert _problem(response) == (400, "bad-request")
+    assert "closing boundary" in response.json()["detail"]
+    assert list(folder.iterdir()) == []
+    whole = post(make_app(folder), content=_multipart(("video", video_bytes)), headers=MULTIPART)
+    assert whole.status_code == 200, whole.text
+    assert bytes.fromhex(whole.json()["bytes"]) == video_bytes
+
+
+def test_field_limit_is_a_parameter(folder, video_bytes):
+    limits = Limits(max_upload_bytes=LIMIT, max_duration_s=60.0, max_width=1920,
+                    max_height=1080, max_frames=5000, decode_timeout_s=30.0)
+
+    async def upload(request: Request) -> JSONResponse:
+        try:
+            await receive_upload(request, limits, folder, max_field_bytes=10)
+        except ServiceError as err:
+            return JSONResponse(err.problem(), status_code=err.status)
+        return JSONResponse({})
+
+    app = Starlette(routes=[Route("/upload", upload, methods=["POST"])])
+    response = post(app, files={"video": ("v.mp4", video_bytes[:100], "video/mp4")},
+                    data={"boxes": "x" * 11})
+    assert _problem(response) == (413, "payload-too-large")
+    assert "10 bytes" in response.json()["detail"]
