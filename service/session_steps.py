@@ -7,7 +7,9 @@ longer ask the store. The engine reads `degraded` to say so in the answer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ class SessionSteps:
         self.token = uuid.uuid4().hex
         self.degraded = False
         self.locked = False
+        self._keeper: asyncio.Task[None] | None = None
 
     async def record(self) -> SessionRecord | None:
         """The session's record (None: degraded); a session that does not exist is a 404."""
@@ -47,7 +50,9 @@ class SessionSteps:
         return record
 
     async def lock(self) -> None:
-        """One clip of a session at a time; a second one in flight is a 409."""
+        """One clip of a session at a time; a second one in flight is a 409. The lock is a
+        lease kept alive while this clip runs, so it outlives a lost release by at most one
+        lease, not a whole request timeout."""
         if self.degraded:
             return
         try:
@@ -56,8 +61,20 @@ class SessionSteps:
             self.degraded = True
             return
         if not self.locked:
+            wait_s = max(1, math.ceil(self.lock_ttl_s / 3))
             raise ClipInFlight(f"session {self.session!r} has a clip in flight; send its "
-                               "clips one at a time (retry when the previous one answered)")
+                               "clips one at a time (retry when the previous one answered)",
+                               headers={"Retry-After": str(wait_s)})
+        self._keeper = asyncio.create_task(self._keep_lock(), name="aia-session-lease")
+
+    async def _keep_lock(self) -> None:
+        """Renew the lease every third of it; a renewal the store misses is retried at the
+        next beat (a lost lease only means the commit is fenced, never a wrong write)."""
+        while True:
+            await asyncio.sleep(self.lock_ttl_s / 3)
+            with contextlib.suppress(StoreUnavailable):
+                if not await self.store.renew(self.session, self.token, self.lock_ttl_s):
+                    return
 
     async def cached_answer(self, clip_index: int) -> bytes | None:
         """The answer already given to this clip index (a retry), or None."""
@@ -86,13 +103,19 @@ class SessionSteps:
         if self.degraded:
             return False
         try:
-            await self.store.commit_clip(self.session, clip_index, own, body, tracker=tracker)
-        except StoreUnavailable:
+            await self.store.commit_clip(self.session, clip_index, own, body, tracker=tracker,
+                                         token=self.token if self.locked else None)
+        except StoreUnavailable:  # CommitFenced included: not stored, and never will be
             self.degraded = True
             return False
         return True
 
     async def release(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
         if self.locked:
             with contextlib.suppress(StoreUnavailable):
                 await self.store.release(self.session, self.token)

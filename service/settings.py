@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(64, ge=1)  # pending model jobs; full -> 429
     request_timeout_s: float = Field(120.0, gt=0)  # deadline -> 504
     drain_s: float = Field(20.0, ge=0)  # graceful shutdown: readiness off, in-flight finish
+    # a session clip's lock is a lease renewed every third of it while the clip runs: a
+    # replica that dies or loses Redis holds the session for at most this long
+    session_lock_s: float = Field(10.0, gt=0)
 
     # auth: sha256 hex digests of accepted API keys (comma separated); empty -> open
     api_key_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)

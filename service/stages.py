@@ -59,7 +59,7 @@ class EngineOptions:
 
     limits: Limits
     max_batch: int = 8
-    lock_ttl_s: float = 30.0  # a session's clip lock outlives a request that never returns
+    lock_ttl_s: float = 10.0  # a session clip's lock lease, renewed while the clip runs
     keyframe_rate: float = 1.0  # detector key frames per second
     max_persons: int = 64  # detector persons kept per key frame
     bounds: CostBounds = field(default_factory=CostBounds)
@@ -68,7 +68,7 @@ class EngineOptions:
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
         return cls(Limits.from_settings(settings), settings.max_batch,
-                   settings.request_timeout_s + 5, settings.keyframe_rate,
+                   settings.session_lock_s, settings.keyframe_rate,
                    settings.max_persons, CostBounds.from_settings(settings),
                    settings.max_clip_gap)
 

@@ -30,6 +30,12 @@ class StoreUnavailable(Exception):  # noqa: N818 - the name is the contract
     """The store cannot answer (Redis down, timed out): the engine degrades to no memory."""
 
 
+class CommitFenced(StoreUnavailable):
+    """A commit refused because its clip no longer holds the session's lock, or (Redis) it
+    reached the server after the client stopped waiting for it: nothing was stored, so the
+    answer says memory was not kept and a retry computes the clip again."""
+
+
 class CodecError(ValueError):
     """Bytes that are not a memory blob written by `encode_vectors`."""
 
@@ -65,9 +71,18 @@ class MemoryStore(Protocol):
 
     async def commit_clip(self, session: str, clip_index: int,
                           writes: Mapping[int, np.ndarray], response: bytes,
-                          tracker: bytes | None = None) -> SessionRecord: ...
+                          tracker: bytes | None = None, token: str | None = None
+                          ) -> SessionRecord:
+        """All or nothing. With `token` the commit is fenced: it applies only while that
+        token holds the session's lock, and never after this call has given up on it;
+        otherwise CommitFenced. The service always passes its token."""
+        ...
 
     async def acquire(self, session: str, token: str, ttl_s: float) -> bool: ...
+
+    async def renew(self, session: str, token: str, ttl_s: float) -> bool:
+        """Extend a lock this token holds to `ttl_s` from now; False if it does not."""
+        ...
 
     async def release(self, session: str, token: str) -> None: ...
 

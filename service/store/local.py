@@ -19,6 +19,7 @@ from service.errors import SessionExists, SessionNotFound
 from service.store.base import (
     CACHED_RESPONSES,
     SEEN_CAP,
+    CommitFenced,
     SessionRecord,
     decode_vectors,
     encode_vectors,
@@ -99,12 +100,16 @@ class LocalStore:
 
     async def commit_clip(self, session: str, clip_index: int,
                           writes: Mapping[int, np.ndarray], response: bytes,
-                          tracker: bytes | None = None) -> SessionRecord:
+                          tracker: bytes | None = None, token: str | None = None
+                          ) -> SessionRecord:
         """`tracker`: the new tracker state, stored only if this commit applies; None keeps
-        the stored one."""
+        the stored one. In-process there is no reply to lose: the fence is the lock."""
         state = self._live(session)
         if state is None:
             raise SessionNotFound(f"session {session!r} does not exist or expired; create it")
+        if token is not None and not self._holds(session, token):
+            raise CommitFenced(f"clip {clip_index} of session {session!r} no longer holds "
+                               "its lock; not stored")
         if state.was_seen(clip_index):
             return self._record(session, state)
         encoded = {int(second): encode_vectors(vectors) for second, vectors in writes.items()}
@@ -135,6 +140,16 @@ class LocalStore:
             return False
         self._locks[session] = (token, now + ttl_s)
         return True
+
+    async def renew(self, session: str, token: str, ttl_s: float) -> bool:
+        if not self._holds(session, token):
+            return False
+        self._locks[session] = (token, time.monotonic() + ttl_s)
+        return True
+
+    def _holds(self, session: str, token: str) -> bool:
+        held = self._locks.get(session)
+        return held is not None and held[0] == token and held[1] > time.monotonic()
 
     async def release(self, session: str, token: str) -> None:
         held = self._locks.get(session)

@@ -28,6 +28,7 @@ from service.store.base import (
     CACHED_RESPONSES,
     SEEN_CAP,
     CodecError,
+    CommitFenced,
     SessionRecord,
     StoreUnavailable,
     decode_vectors,
@@ -42,6 +43,7 @@ _SESSION_PARTS = ("meta", "mem", "secs", "clips", "seen", "track")  # the script
 _KEYS = len(_SESSION_PARTS)
 _REGISTRY_TAG = "#registry"  # '#' is not allowed in session ids: never collides
 _KNOWN_TTLS = 4096
+COMMIT_MARGIN_S = 0.25  # a commit must land this long before its caller gives up
 
 
 class RedisStore:
@@ -61,6 +63,9 @@ class RedisStore:
             retry=Retry(NoBackoff(), 0), decode_responses=False)
         self._registry = memory_key(model_version, _REGISTRY_TAG, "sessions")
         self._ttls: OrderedDict[str, int] = OrderedDict()
+        # token -> (server ms, local monotonic s) of its last acquire/renew reply: the
+        # server's clock read through this client's, for the commit's deadline
+        self._anchors: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     async def create_session(self, session: str, ttl_s: int, lookahead_s: int
                              ) -> SessionRecord:
@@ -131,18 +136,23 @@ class RedisStore:
 
     async def commit_clip(self, session: str, clip_index: int,
                           writes: Mapping[int, np.ndarray], response: bytes,
-                          tracker: bytes | None = None) -> SessionRecord:
+                          tracker: bytes | None = None, token: str | None = None
+                          ) -> SessionRecord:
         """`tracker`: the new tracker state, set in the same script only if this commit
-        applies; None (sent as '', never a state: states start with a magic) keeps it."""
+        applies; None (sent as '', never a state: states start with a magic) keeps it.
+        `token`: fenced by the lock and by a deadline on the server's clock that falls
+        before this call gives up, so a commit held up (Redis paused, a slow network)
+        cannot land after the caller was told it was not stored."""
         args: list[Any] = [str(clip_index), self.max_seconds, SEEN_CAP, CACHED_RESPONSES,
-                           response, tracker or b""]
+                           response, tracker or b"", token or "", self._deadline_ms(token)]
         for second, vectors in writes.items():
             args += [str(int(second)), encode_vectors(vectors)]
         ttl = self._ttls.get(session)
+        keys = [*self._keys(session), self._key(session, "lock")]
 
         async def call() -> list[Any]:
             async with self._client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(lua.COMMIT.sha, _KEYS, *self._keys(session), *args)
+                pipe.evalsha(lua.COMMIT.sha, len(keys), *keys, *args)
                 if ttl is not None:  # XX: a deleted session is not brought back
                     pipe.zadd(self._registry, {session: time.time() + ttl}, xx=True, gt=True)
                 return await pipe.execute()
@@ -150,14 +160,46 @@ class RedisStore:
         raw = (await self._round_trip("commit", call))[0]
         if raw is None:
             raise SessionNotFound(f"session {session!r} does not exist or expired; create it")
+        if raw == b"fenced":
+            raise CommitFenced(f"clip {clip_index} of session {session!r} was not stored: its "
+                               "lock had passed on or the commit arrived too late")
         return self._record(session, raw)
 
+    def _deadline_ms(self, token: str | None) -> str:
+        """The server time after which this commit must not apply: when this client will
+        have given up waiting (its timeout), read on the server's clock through the
+        token's anchor, less a margin for the reply's way back. '' without an anchor."""
+        anchor = self._anchors.get(token) if token is not None else None
+        if anchor is None:
+            return ""
+        server_ms, local_s = anchor
+        give_up_s = time.monotonic() + self.timeout_s - local_s
+        margin_s = min(COMMIT_MARGIN_S, self.timeout_s / 4)
+        return str(server_ms + int((give_up_s - margin_s) * 1000))
+
     async def acquire(self, session: str, token: str, ttl_s: float) -> bool:
-        acquired = await self._round_trip("acquire", lambda: self._client.set(
-            self._key(session, "lock"), token, nx=True, px=max(1, round(ttl_s * 1000))))
-        return bool(acquired)
+        return await self._lease("acquire", lua.ACQUIRE, session, token, ttl_s)
+
+    async def renew(self, session: str, token: str, ttl_s: float) -> bool:
+        return await self._lease("renew", lua.RENEW, session, token, ttl_s)
+
+    async def _lease(self, command: str, script: lua.LuaScript, session: str, token: str,
+                     ttl_s: float) -> bool:
+        lease_ms = max(1, round(ttl_s * 1000))
+        server_ms = await self._round_trip(command, lambda: self._client.evalsha(
+            script.sha, 1, self._key(session, "lock"), token, lease_ms))
+        if server_ms is None:
+            return False
+        # the reply left the server at server_ms, at the latest now: anchoring it to now
+        # can only make the deadline earlier, never later
+        self._anchors[token] = (int(server_ms), time.monotonic())
+        self._anchors.move_to_end(token)
+        while len(self._anchors) > _KNOWN_TTLS:
+            self._anchors.popitem(last=False)
+        return True
 
     async def release(self, session: str, token: str) -> None:
+        self._anchors.pop(token, None)
         await self._round_trip("release", lambda: self._client.evalsha(
             lua.RELEASE.sha, 1, self._key(session, "lock"), token))
 

@@ -40,6 +40,14 @@ local function refresh(ttl)
 end
 """
 
+# the server's clock: the time base of lock leases and commit deadlines
+_NOW_MS = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # ARGV: created_at, ttl_s, lookahead_s
 CREATE = LuaScript("create", (_RECORD + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -52,17 +60,23 @@ return record()
 
 RECORD = LuaScript("record", (_RECORD + "return record()\n").encode())
 
+# KEYS: the six session keys, then KEYS[7] the session's lock.
 # ARGV: clip_index, max_seconds, seen_cap, cached_responses, response, tracker state ('' keeps
-# the stored one), then second, blob pairs. A clip index already seen (or at/below the highest
-# index dropped from `seen`) is a no-op: its tracker state is not written either.
-COMMIT = LuaScript("commit", (_RECORD + _REFRESH + """
+# the stored one), lock token ('' : unfenced), deadline in server milliseconds ('' : none),
+# then second, blob pairs. Fenced: a commit whose token no longer holds the lock, or that
+# runs after the deadline (the client has given up on it, e.g. Redis was paused), returns
+# 'fenced' and writes nothing. A clip index already seen (or at/below the highest index
+# dropped from `seen`) is a no-op: its tracker state is not written either.
+COMMIT = LuaScript("commit", (_RECORD + _REFRESH + _NOW_MS + """
+if ARGV[7] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[7] then return 'fenced' end
+if ARGV[8] ~= '' and now_ms() > tonumber(ARGV[8]) then return 'fenced' end
 local m = redis.call('HMGET', KEYS[1], 'ttl_s', 'seen_floor', 'last_index')
 if not m[1] then return false end
 local index = tonumber(ARGV[1])
 local floor = tonumber(m[2])
 if index <= floor or redis.call('ZSCORE', KEYS[5], ARGV[1]) then return record() end
 
-for i = 7, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i])
 end
@@ -105,10 +119,25 @@ refresh(ttl)
 return 1
 """).encode())
 
+# KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. The server's clock in ms when taken (the
+# anchor of the commit's deadline), else false.
+ACQUIRE = LuaScript("acquire", (_NOW_MS + """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return now_ms() end
+return false
+""").encode())
+
+# KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. Extends only the holder's lease: the
+# server's clock in ms, else false.
+RENEW = LuaScript("renew", (_NOW_MS + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return now_ms()
+""").encode())
+
 # KEYS[1] lock; ARGV[1] token. Compare-and-delete: never release someone else's lock.
 RELEASE = LuaScript("release", b"""
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """)
 
-ALL = (CREATE, RECORD, COMMIT, TOUCH, RELEASE)
+ALL = (CREATE, RECORD, COMMIT, TOUCH, ACQUIRE, RENEW, RELEASE)

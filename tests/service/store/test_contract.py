@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from service.errors import SessionExists, SessionNotFound
-from service.store import CACHED_RESPONSES, SEEN_CAP, MemoryStore, SessionRecord
+from service.store import (
+    CACHED_RESPONSES,
+    SEEN_CAP,
+    CommitFenced,
+    MemoryStore,
+    SessionRecord,
+    StoreUnavailable,
+)
 from tests.service.store.conftest import StoreFactory, memory_of, run_with
 
 D = 8
@@ -179,6 +186,39 @@ def test_lock_is_exclusive_and_released_only_by_its_owner(make_store: StoreFacto
         assert await store.acquire("u", "token-c", ttl_s=0.2)
         await asyncio.sleep(0.3)  # an abandoned lock expires
         assert await store.acquire("u", "token-d", ttl_s=5)
+
+    run_with(make_store, scenario)
+
+
+def test_lease_renews_only_for_its_holder(make_store: StoreFactory) -> None:
+    async def scenario(store: MemoryStore) -> None:
+        assert await store.acquire("s", "token-a", ttl_s=0.3)
+        assert not await store.renew("s", "token-b", ttl_s=5)  # not the holder
+        assert await store.renew("s", "token-a", ttl_s=5)
+        await asyncio.sleep(0.4)  # past the first lease: the renewal kept it
+        assert not await store.acquire("s", "token-b", ttl_s=5)
+        await store.release("s", "token-a")
+        assert not await store.renew("s", "token-a", ttl_s=5)  # released: nothing to renew
+
+    run_with(make_store, scenario)
+
+
+def test_commit_is_fenced_by_the_lock(make_store: StoreFactory) -> None:
+    async def scenario(store: MemoryStore) -> None:
+        await store.create_session("s", ttl_s=60, lookahead_s=0)
+        assert await store.acquire("s", "token-a", ttl_s=0.2)
+        await asyncio.sleep(0.3)  # token-a's lease ran out and token-b took the session
+        assert await store.acquire("s", "token-b", ttl_s=5)
+        with pytest.raises(CommitFenced):
+            await store.commit_clip("s", 0, {0: features(1, 0)}, b"late", token="token-a")
+        assert isinstance(CommitFenced("x"), StoreUnavailable)  # callers degrade on it
+        record = await store.get_session("s")
+        assert record is not None
+        assert (record.clips_seen, record.stored_seconds) == (0, 0)
+        assert await store.get_clip("s", 0) is None
+        held = await store.commit_clip("s", 0, {0: features(1, 0)}, b"ok", token="token-b")
+        assert (held.clips_seen, held.stored_seconds) == (1, 1)
+        assert await store.get_clip("s", 0) == b"ok"
 
     run_with(make_store, scenario)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 import time
@@ -208,6 +209,56 @@ def test_reconnects_when_redis_comes_back(throwaway_redis: ThrowawayRedis) -> No
         record = await store.commit_clip("s", 0, {0: np.ones((2, 4))}, b"r")
         assert record.stored_seconds == 1
         assert (await memory_of(store, "s", [0]))[0].shape == (2, 4)
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_paused_redis_never_applies_a_commit_the_client_gave_up_on(
+        throwaway_redis: ThrowawayRedis) -> None:
+    """Redis stopped (SIGSTOP) while a commit is on the wire: the caller times out and is
+    told nothing was stored; when Redis resumes the queued commit is fenced, not applied,
+    and the lock the caller could not release expires with its short lease."""
+    assert throwaway_redis.process is not None
+    url = f"redis://127.0.0.1:{throwaway_redis.port}/0"
+
+    async def scenario() -> None:
+        store = RedisStore(url, "v", 600, timeout_s=0.3)
+        await store.create_session("s", ttl_s=60, lookahead_s=0)
+        assert await store.acquire("s", "token", ttl_s=2.0)
+        throwaway_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.commit_clip("s", 0, {0: np.ones((2, 4))}, b"first", token="token")
+            with pytest.raises(StoreUnavailable):
+                await store.release("s", "token")
+            await asyncio.sleep(0.5)
+        finally:
+            throwaway_redis.process.send_signal(signal.SIGCONT)
+        await store.close()
+        reader = RedisStore(url, "v", 600, timeout_s=1.0)
+        record = await reader.get_session("s")  # runs after the queued commit
+        assert record is not None
+        assert (record.clips_seen, record.stored_seconds, record.seen) == (0, 0, ())
+        assert await reader.get_clip("s", 0) is None
+        assert not await reader.acquire("s", "other", ttl_s=5)  # the lease still runs...
+        await asyncio.sleep(1.2)
+        assert await reader.acquire("s", "other", ttl_s=5)  # ...for seconds, not minutes
+        await reader.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_within_its_deadline_applies(throwaway_redis: ThrowawayRedis) -> None:
+    url = f"redis://127.0.0.1:{throwaway_redis.port}/0"
+
+    async def scenario() -> None:
+        store = RedisStore(url, "v", 600, timeout_s=0.3)
+        await store.create_session("s", ttl_s=60, lookahead_s=0)
+        assert await store.acquire("s", "token", ttl_s=5)
+        await asyncio.sleep(0.5)  # longer than the timeout: the deadline counts from now
+        record = await store.commit_clip("s", 0, {0: np.ones((2, 4))}, b"r", token="token")
+        assert (record.clips_seen, record.stored_seconds) == (1, 1)
         await store.close()
 
     asyncio.run(scenario())

@@ -1,0 +1,54 @@
+"""service.session_steps: the lock lease kept alive while a clip runs, and fenced commits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from service.errors import ClipInFlight
+from service.session_steps import SessionSteps
+from service.store import LocalStore
+
+
+def store() -> LocalStore:
+    return LocalStore("v", ttl_s=60, max_seconds=100, max_sessions=10)
+
+
+def test_lease_is_kept_while_the_clip_runs_and_freed_after() -> None:
+    async def scenario() -> None:
+        local = store()
+        await local.create_session("s", ttl_s=60, lookahead_s=0)
+        steps = SessionSteps(local, "s", lock_ttl_s=0.3)
+        await steps.record()
+        await steps.lock()
+        await asyncio.sleep(0.7)  # more than two leases: renewed meanwhile
+        other = SessionSteps(local, "s", lock_ttl_s=0.3)
+        with pytest.raises(ClipInFlight) as busy:
+            await other.lock()
+        assert busy.value.headers["Retry-After"] == "1"
+        assert await steps.commit(0, {0: np.ones((1, 4), np.float32)}, b"answer", None)
+        await steps.release()
+        await other.lock()  # free at once after the release
+        await other.release()
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_after_the_lease_passed_on_is_not_stored() -> None:
+    async def scenario() -> None:
+        local = store()
+        await local.create_session("s", ttl_s=60, lookahead_s=0)
+        steps = SessionSteps(local, "s", lock_ttl_s=0.3)
+        await steps.lock()
+        assert steps._keeper is not None
+        steps._keeper.cancel()  # the renewals stop (a replica stalled)
+        await asyncio.sleep(0.4)
+        assert await local.acquire("s", "someone-else", 5)
+        assert not await steps.commit(0, {0: np.ones((1, 4), np.float32)}, b"late", None)
+        assert steps.degraded  # the answer says memory was not kept
+        assert await local.get_clip("s", 0) is None
+        await steps.release()
+
+    asyncio.run(scenario())
