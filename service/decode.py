@@ -61,6 +61,9 @@ class VideoMeta:
     frames: int  # declared, or estimated from duration * fps when the container has no count
     codec: str
     container: str
+    # an estimate is not held against AIA_MAX_FRAMES: a variable-rate file (2 frames 40 s
+    # apart, declared at 1000 fps) is not 40,001 frames; decoding counts the real ones
+    frames_estimated: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def _open_failure(path: Path, err: av.FFmpegError) -> Exception:
 
 def _declared(container: av.container.InputContainer, stream: av.VideoStream
               ) -> tuple[float, float, int]:
-    """(fps, duration seconds, frame count) as the container declares them (0 if unknown)."""
+    """(fps, duration seconds, frame count) as the container declares them (0 if unknown;
+    the count estimated from duration x rate when the container has none)."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
     if stream.duration is not None and stream.time_base is not None:
@@ -131,7 +135,7 @@ def _check_limits(meta: VideoMeta, limits: Limits) -> None:
     if meta.duration_s > limits.max_duration_s:
         raise VideoLimit(f"duration {meta.duration_s:.1f} s exceeds the limit "
                          f"{limits.max_duration_s:g} s; send shorter clips")
-    if meta.frames > limits.max_frames:
+    if meta.frames > limits.max_frames and not meta.frames_estimated:
         raise VideoLimit(f"{meta.frames} frames exceed the limit {limits.max_frames}; "
                          f"send shorter clips or a lower frame rate")
 
@@ -151,7 +155,8 @@ def probe_video(path: Path, limits: Limits) -> VideoMeta:
         stream = container.streams.video[0]
         fps, duration, frames = _declared(container, stream)
         meta = VideoMeta(stream.codec_context.width, stream.codec_context.height, fps,
-                         duration, frames, stream.codec_context.name, container.format.name)
+                         duration, frames, stream.codec_context.name, container.format.name,
+                         frames_estimated=not stream.frames)
     _check_limits(meta, limits)
     return meta
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -140,6 +141,36 @@ def test_decode_counts_frames_the_header_did_not_declare(h264_video):
     lying = Limits(1 << 20, 60.0, 1920, 1080, 10, 30.0)
     with pytest.raises(VideoLimit, match="decodes past the limits"):
         decode_video(h264_video, meta, make_spec(), lying)
+
+
+def write_sparse_mkv(path: Path, gap_s: float, rate: int = 1000) -> Path:
+    """Two frames `gap_s` apart in Matroska (no frame count), declared at `rate` fps."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for pts in (0, round(gap_s * 1000)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 90, np.uint8),
+                                               format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_variable_rate_file_is_judged_by_its_real_frames(tmp_path):
+    path = write_sparse_mkv(tmp_path / "sparse.mkv", gap_s=40.0)
+    limits = Limits(1 << 20, 60.0, 1920, 1080, 36_000, 30.0)
+    meta = probe_video(path, limits)  # not "40001 frames exceed the limit"
+    assert meta.frames_estimated
+    assert meta.frames > limits.max_frames  # the estimate, shown but not held against it
+    decoded = decode_video(path, meta, make_spec(), limits)
+    assert decoded.frames.shape[0] == 401  # 40 s on the 10 fps grid, from 2 real frames
+    few = Limits(1 << 20, 60.0, 1920, 1080, 1, 30.0)
+    with pytest.raises(VideoLimit, match="decodes past the limits"):  # 2 real frames > 1
+        decode_video(path, probe_video(path, few), make_spec(), few)
 
 
 def _probe_then_decode(path: Path) -> Decoded:
