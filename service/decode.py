@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,19 +173,23 @@ def detector_size(width: int, height: int, max_side: int = DETECT_MAX_SIDE) -> t
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-class _Resampler:
-    """Streams decoded frames onto the grid k / fps, converting only the frames picked.
+GridSink = Callable[[int, np.ndarray], None]  # (grid index, uint8 [h,w,3]) as each is made
+
+
+class Resampler:
+    """Streams decoded frames onto the grid k / fps, converting only the frames picked, and
+    hands each grid point to `sink` as soon as it is final (the caller keeps what it needs).
 
     With `keep` = (size, rate), the grid points of key frames at `rate` per second are also
-    converted at `size`: the detector then sees the video near its own resolution, not the
-    action model's (a 1280x720 cartoon shrunk to 224x126 showed the person detector "persons"
-    it does not see at 640x360)."""
+    converted at `size` into `kept`: the detector then sees the video near its own
+    resolution, not the action model's (a 1280x720 cartoon shrunk to 224x126 showed the
+    person detector "persons" it does not see at 640x360)."""
 
-    def __init__(self, fps: float, size: tuple[int, int],
+    def __init__(self, fps: float, size: tuple[int, int], sink: GridSink,
                  keep: tuple[tuple[int, int], float] | None = None) -> None:
-        self.fps, self.size = fps, size
+        self.fps, self.size, self.sink = fps, size, sink
         self.reformatter = VideoReformatter()
-        self.out: list[np.ndarray] = []  # [h,w,3] per grid point
+        self.count = 0  # grid points made so far
         self.prev: tuple[float, av.VideoFrame] | None = None
         self.prev_rgb: np.ndarray | None = None
         self.last_time = 0.0
@@ -195,8 +200,9 @@ class _Resampler:
         return to_rgb(frame, self.size[0], self.size[1], self.reformatter)
 
     def _append(self, rgb: np.ndarray, frame: av.VideoFrame) -> None:
-        index = len(self.out)
-        self.out.append(rgb)
+        index = self.count
+        self.count += 1
+        self.sink(index, rgb)
         if self.keep is not None:
             (width, height), rate = self.keep
             k = round(index * rate / self.fps)  # the key frame nearest this grid point
@@ -206,7 +212,7 @@ class _Resampler:
     def push(self, t: float, frame: av.VideoFrame) -> None:
         """Grid points up to `t` pick `frame` or the previous one, whichever is nearer."""
         cur_rgb: np.ndarray | None = None
-        while (target := len(self.out) / self.fps) <= t + _GRID_EPS:
+        while (target := self.count / self.fps) <= t + _GRID_EPS:
             later = self.prev is None or (t - target) < (target - self.prev[0]) - _TIE_S
             if later:
                 cur_rgb = cur_rgb if cur_rgb is not None else self._rgb(frame)
@@ -218,17 +224,16 @@ class _Resampler:
                 self._append(self.prev_rgb, self.prev[1])
         self.prev, self.prev_rgb, self.last_time = (t, frame), cur_rgb, t
 
-    def finish(self) -> np.ndarray:
-        """uint8 [T,h,w,3]: the grid ends at the first point at or past the last frame."""
+    def finish(self) -> None:
+        """The grid ends at the first point at or past the last frame."""
         if self.prev is None:
-            return np.empty((0, self.size[1], self.size[0], 3), dtype=np.uint8)
-        if (len(self.out) - 1) / self.fps < self.last_time - _GRID_EPS:
+            return
+        if (self.count - 1) / self.fps < self.last_time - _GRID_EPS:
             rgb = self.prev_rgb if self.prev_rgb is not None else self._rgb(self.prev[1])
             self._append(rgb, self.prev[1])
-        return np.stack(self.out)
 
 
-def _pad(frames: np.ndarray, min_side: int) -> np.ndarray:
+def pad_frames(frames: np.ndarray, min_side: int) -> np.ndarray:
     """Zero-pad bottom/right so both sides reach `min_side` (as training batches pad)."""
     _, h, w, _ = frames.shape  # [T,h,w,3]
     if h >= min_side and w >= min_side:
@@ -238,48 +243,63 @@ def _pad(frames: np.ndarray, min_side: int) -> np.ndarray:
     return out
 
 
-def _decode_into(path: Path, resampler: _Resampler, limits: Limits) -> None:
-    start = time.monotonic()
+def source_frames(path: Path, limits: Limits) -> Iterator[tuple[float, av.VideoFrame]]:
+    """(seconds from the first frame, frame) in presentation order, held to the limits on
+    what the decoder actually yields. The decode deadline counts the time spent inside the
+    decoder, not the time a streaming caller spends between pulls (the model's work)."""
+    spent = 0.0
     origin: float | None = None
     count = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = CODEC_THREADS
-        for frame in container.decode(stream):
-            if frame.time is None:
-                raise Undecodable("a decoded frame carries no timestamp; re-encode the video")
-            origin = frame.time if origin is None else origin
-            t = frame.time - origin
-            count += 1
-            if count > limits.max_frames or t > limits.max_duration_s:
-                raise VideoLimit(f"the video decodes past the limits ({count} frames, "
-                                 f"{t:.1f} s; limits {limits.max_frames} frames, "
-                                 f"{limits.max_duration_s:g} s); send shorter clips")
-            if time.monotonic() - start > limits.decode_timeout_s:
-                raise DeadlineExceeded(f"decoding took longer than {limits.decode_timeout_s:g}"
-                                       f" s; send a shorter or smaller video")
-            resampler.push(t, frame)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = CODEC_THREADS
+            frames = container.decode(stream)
+            while True:
+                started = time.monotonic()
+                frame = next(frames, None)
+                spent += time.monotonic() - started
+                if frame is None:
+                    return
+                if frame.time is None:
+                    raise Undecodable("a decoded frame carries no timestamp; re-encode the "
+                                      "video")
+                origin = frame.time if origin is None else origin
+                t = frame.time - origin
+                count += 1
+                if count > limits.max_frames or t > limits.max_duration_s:
+                    raise VideoLimit(f"the video decodes past the limits ({count} frames, "
+                                     f"{t:.1f} s; limits {limits.max_frames} frames, "
+                                     f"{limits.max_duration_s:g} s); send shorter clips")
+                if spent > limits.decode_timeout_s:
+                    raise DeadlineExceeded(f"decoding took longer than "
+                                           f"{limits.decode_timeout_s:g} s; send a shorter or "
+                                           "smaller video")
+                yield t, frame
+    except av.FFmpegError as err:
+        raise Undecodable(f"the video stream is corrupt ({err.strerror or err}); re-encode "
+                          f"or upload the complete file") from err
 
 
 def decode_video(path: Path, meta: VideoMeta, spec: InputSpec, limits: Limits,
                  detect_rate: float | None = None) -> Decoded:
-    """Decode every frame, resample to spec.fps, resize by spec.resized, pad to min_side;
-    with `detect_rate`, also keep the key frames at that rate for the detector."""
+    """Every frame at once: resample to spec.fps, resize by spec.resized, pad to min_side;
+    with `detect_rate`, also keep the key frames at that rate for the detector. The service
+    streams instead (service/frame_stream.py); this whole-video form serves tests and
+    benchmarks, and both make the same grid."""
     width, height, scale = spec.resized(meta.width, meta.height)
     keep = ((detector_size(meta.width, meta.height), detect_rate) if detect_rate is not None
             else None)
-    resampler = _Resampler(spec.fps, (width, height), keep)
-    try:
-        _decode_into(path, resampler, limits)
-    except av.FFmpegError as err:
-        raise Undecodable(f"the video stream is corrupt ({err.strerror or err}); re-encode "
-                          f"or upload the complete file") from err
-    frames = resampler.finish()
-    if len(frames) == 0:
+    grid: list[np.ndarray] = []
+    resampler = Resampler(spec.fps, (width, height), lambda _, rgb: grid.append(rgb), keep)
+    for t, frame in source_frames(path, limits):
+        resampler.push(t, frame)
+    resampler.finish()
+    if not grid:
         raise Undecodable("the video stream holds no decodable frame")
-    times = np.arange(len(frames), dtype=np.float64) / spec.fps
-    return Decoded(meta, _pad(frames, spec.min_side), times, scale, (width, height),
-                   resampler.kept)
+    times = np.arange(len(grid), dtype=np.float64) / spec.fps
+    return Decoded(meta, pad_frames(np.stack(grid), spec.min_side), times, scale,
+                   (width, height), resampler.kept)
 
 
 def keyframe_times(duration_s: float, rate: float) -> np.ndarray:

@@ -16,7 +16,6 @@ import numpy as np
 from exporters.artifact import InputSpec
 from exporters.detector_runtime import FrameDetections
 from model.boxes import enlarge_boxes
-from service.decode import Decoded, grid_index
 from service.params import BoxesAt
 from service.tracking import Tracker, TrackerState
 
@@ -34,6 +33,13 @@ class Frames:
     detect: bool = False  # the boxes are still to come from the detector
     person_ids: list[list[int] | None] | None = None  # K x [n] track ids, when tracked
 
+    def extend(self, later: Frames) -> None:
+        """Append later key frames (the detector's, a batch at a time)."""
+        self.times = np.concatenate([self.times, later.times])
+        self.boxes += later.boxes
+        self.scores += later.scores
+        self.objects += later.objects
+
 
 def given_frames(boxes: Sequence[BoxesAt]) -> Frames:
     k = len(boxes)
@@ -47,17 +53,12 @@ def pending_frames(times: np.ndarray) -> Frames:
     return Frames(times, [empty] * k, [None] * k, [empty] * k, detect=True)
 
 
-def detect_frames(detector: Detector, decoded: Decoded, times: np.ndarray, fps: float,
-                  max_persons: int, max_objects: int) -> Frames:
-    """The detector on the decoded frame nearest each key frame (runs in a thread)."""
-    width, height = decoded.size
-    index = np.clip(grid_index(times, fps), 0, len(decoded.frames) - 1)
+def detect_pictures(detector: Detector, pictures: Sequence[np.ndarray], times: np.ndarray,
+                    max_persons: int, max_objects: int) -> Frames:
+    """The detector on each key frame's picture (runs in a thread)."""
     boxes, scores, objects = [], [], []
-    for i in index:
-        frame = decoded.detect_frames.get(int(i))  # kept near native size when asked for
-        if frame is None:
-            frame = decoded.frames[i, :height, :width]  # [h,w,3] the action model's size
-        found = detector(np.ascontiguousarray(frame))
+    for picture in pictures:
+        found = detector(np.ascontiguousarray(picture))
         boxes.append(found.person_boxes[:max_persons].astype(np.float32))
         scores.append(found.person_scores[:max_persons].astype(np.float32))
         objects.append(found.object_boxes[:max_objects].astype(np.float32))

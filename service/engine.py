@@ -1,8 +1,10 @@
 """The one orchestrator: runs the stages of a request in order (docs/architecture.md,
 "request path").
 
-Stages never call each other: decode, detection, features and head (service.stages: threads,
-the detector slot and the batcher's one model thread), memory read / write
+Stages never call each other: probe, key frames, features over a frame stream (decode,
+detection and graph 1 a batch of key frames at a time, so memory does not grow with the
+video) and head (service.stages: threads, the detector slot and the batcher's one model
+thread), memory read / write
 (service.session_steps over service.store), labels and serialisation (service.render). The
 engine times each stage and makes one `observe` call per request. A store failure degrades
 memory, never the request.
@@ -40,7 +42,7 @@ from service.schemas import (
 )
 from service.session_steps import SessionSteps
 from service.session_tracks import track_clip
-from service.stages import EngineOptions, ModelStages, ServedModel, check_times
+from service.stages import EngineOptions, ModelStages, ServedModel
 from service.store import MemoryStore, SessionRecord
 from service.timings import Timings, timed
 from service.window import second_of, status_of
@@ -74,12 +76,9 @@ class Engine:
         try:
             meta = await timed(timings, "decode", stages.probe(video))
             frames = stages.keyframes(meta, params.boxes)
-            decoded = await timed(timings, "decode", stages.decode(video, meta, frames.detect))
-            if frames.detect:  # key frames over what was decoded, not what was declared
-                times = stages.detector_times(stages.decoded_duration(decoded))
-                frames = await timed(timings, "detect", stages.detect(decoded, times))
-            check_times(frames, stages.decoded_duration(decoded))
-            feats, objects = await stages.features(decoded, frames, timings)
+            # detector key frames over what decodes, not what the container declared
+            with stages.open_stream(video, meta, frames, open_ended=True) as stream:
+                frames, feats, objects = await stages.features(stream, frames, timings)
             if any(len(boxes) for boxes in frames.boxes):  # given or detected: track them
                 with timings.stage("detect"):
                     frames.person_ids = track(frames, feats)
@@ -131,13 +130,11 @@ class Engine:
         windows = [[w for w in self.window.seconds_around(s, lookahead) if w >= 0]
                    for s in seconds]
         wanted = sorted({w for window in windows for w in window} - set(seconds))
-        decoded, stored = await asyncio.gather(
-            timed(timings, "decode", stages.decode(video, meta, frames.detect)),
-            timed(timings, "memory_read", steps.read(wanted)))
-        if frames.detect:
-            frames = await timed(timings, "detect", stages.detect(decoded, frames.times))
-        check_times(frames, stages.decoded_duration(decoded))
-        feats, objects = await stages.features(decoded, frames, timings)
+        # the key frames (and memory's seconds) were fixed above, from what was declared
+        with stages.open_stream(video, meta, frames, open_ended=False) as stream:
+            (frames, feats, objects), stored = await asyncio.gather(
+                stages.features(stream, frames, timings),
+                timed(timings, "memory_read", steps.read(wanted)))
         with timings.stage("detect"):  # persons from the detector or the client: both tracked
             tracks = track_clip(stored.tracker, start_s + frames.times, frames.boxes, feats)
             frames.person_ids = tracks.person_ids

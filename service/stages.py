@@ -1,7 +1,8 @@
-"""The model-side stages of a request, each one call the engine makes in order: probe and
-decode (threads), key frames (given or pending detection), detection (the detector slot),
-features (graph 1 through the batcher) and head (graph 2 through the batcher). Stages never
-call each other; the engine passes what one returns to the next."""
+"""The model-side stages of a request, each one call the engine makes in order: probe
+(a thread), key frames (given or pending detection), the frame stream, features (walking
+the key frames in time order: decode as far as a batch needs, the detector slot, graph 1
+through the batcher) and head (graph 2 through the batcher). Stages never call each other;
+the engine passes what one returns to the next."""
 
 from __future__ import annotations
 
@@ -15,24 +16,17 @@ import numpy as np
 
 from exporters.artifact import Artifact
 from service.batcher import Batcher
-from service.decode import (
-    Decoded,
-    Limits,
-    VideoMeta,
-    clip_windows,
-    decode_video,
-    keyframe_times,
-    probe_video,
-)
+from service.decode import Limits, VideoMeta, keyframe_times, probe_video
 from service.detection import (
     Detector,
     Frames,
-    detect_frames,
+    detect_pictures,
     given_frames,
     pending_frames,
     roi_boxes,
 )
 from service.errors import InvalidBoxes, NoPersonSource
+from service.frame_stream import FrameStream
 from service.params import BoxesAt, CostBounds
 from service.schemas import ModelRef
 from service.settings import Settings
@@ -84,15 +78,18 @@ class ModelStages:
     async def probe(self, video: Path) -> VideoMeta:
         return await anyio.to_thread.run_sync(probe_video, video, self.options.limits)
 
-    async def decode(self, video: Path, meta: VideoMeta, detect: bool) -> Decoded:
-        """Frames for the action model; with `detect`, also the key frames the detector
-        will see, kept near native size."""
-        rate = self.options.keyframe_rate if detect else None
-        return await anyio.to_thread.run_sync(decode_video, video, meta, self.spec,
-                                              self.options.limits, rate)
-
-    def decoded_duration(self, decoded: Decoded) -> float:
-        return len(decoded.times) / self.spec.fps
+    def open_stream(self, video: Path, meta: VideoMeta, frames: Frames,
+                    open_ended: bool) -> FrameStream:
+        """The video, decoded as the key frames ask for it. Detector key frames are
+        `frames.times`, or with `open_ended` one every 1 / rate s while the video lasts
+        (the declared duration can lie); client key frames: the ones with boxes."""
+        rate = self.options.keyframe_rate
+        if frames.detect:
+            times = None if open_ended else frames.times
+            return FrameStream(video, meta, self.spec, self.options.limits, times, rate,
+                               detector_pictures=True)
+        return FrameStream(video, meta, self.spec, self.options.limits,
+                           frames.times[busy_in_time_order(frames)])
 
     def detector_times(self, duration_s: float) -> np.ndarray:
         """The key frames the detector looks at over `duration_s` seconds (bounded)."""
@@ -114,31 +111,67 @@ class ModelStages:
             check_times(boxes, meta.duration_s)
         return given_frames(boxes)
 
-    async def detect(self, decoded: Decoded, times: np.ndarray) -> Frames:
-        assert self.served.detector is not None
-        return await anyio.to_thread.run_sync(
-            detect_frames, self.served.detector, decoded, times, self.spec.fps,
-            self.options.max_persons, self.spec.max_objects, limiter=self._detector_slot)
+    async def features(self, stream: FrameStream, frames: Frames, timings: Timings
+                       ) -> tuple[Frames, list[np.ndarray], list[np.ndarray]]:
+        """Walk the key frames in time order a batch at a time (decode as far as the batch
+        needs, the detector when the persons are still to find, graph 1), releasing each
+        batch's frames: (the key frames with their persons, person [n,D] and object [o,D]
+        features per key frame). Key frames without persons skip graph 1."""
+        step = self.options.max_batch
+        if not frames.detect:
+            feats = _Features(frames, self.spec.feature_dim)
+            busy = busy_in_time_order(frames)
+            for start in range(0, len(busy), step):
+                rows = busy[start:start + step]
+                await self._graph1(stream, frames, rows, feats, timings)
+                await anyio.to_thread.run_sync(stream.release, float(frames.times[rows[-1]]))
+            await self._check_end(stream, frames, timings)
+            return frames, feats.persons, feats.objects
+        found = pending_frames(np.zeros(0))
+        feats = _Features(found, self.spec.feature_dim)
+        while True:
+            times = await timed(timings, "decode", anyio.to_thread.run_sync(stream.take, step))
+            if not len(times):
+                break
+            self.options.bounds.check_keyframes(
+                len(found.times) + len(times), f"{stream.duration_s:.1f}+ s of video at "
+                f"{self.options.keyframe_rate:g} key frames per second")
+            pictures = await timed(timings, "decode", anyio.to_thread.run_sync(
+                stream.detector_pictures, times))
+            batch = await timed(timings, "detect", anyio.to_thread.run_sync(
+                detect_pictures, self.served.detector, pictures, times,
+                self.options.max_persons, self.spec.max_objects,
+                limiter=self._detector_slot))
+            first = len(found.times)
+            found.extend(batch)
+            feats.grow(len(times))
+            rows = [first + i for i, boxes in enumerate(batch.boxes) if len(boxes)]
+            if rows:
+                await self._graph1(stream, found, rows, feats, timings)
+            await anyio.to_thread.run_sync(stream.release, float(times[-1]))
+        found.detect = False
+        return found, feats.persons, feats.objects
 
-    async def features(self, decoded: Decoded, frames: Frames, timings: Timings
-                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Person [n,D] and object [o,D] features per key frame; key frames without persons
-        skip graph 1."""
-        d, step = self.spec.feature_dim, self.options.max_batch
-        persons = [np.zeros((0, d), np.float32) for _ in frames.boxes]
-        objects = [np.zeros((0, d), np.float32) for _ in frames.boxes]
-        busy = [i for i, b in enumerate(frames.boxes) if len(b)]
-        for start in range(0, len(busy), step):
-            rows = busy[start:start + step]
-            with timings.stage("decode"):
-                clips = await anyio.to_thread.run_sync(
-                    clip_windows, decoded, frames.times[rows], self.spec)  # [B,T,h,w,3]
-            boxes, n = roi_boxes(frames, rows, decoded.size, self.spec)
-            feats = await timed(timings, "features", self.served.batcher.features(clips, boxes))
-            for i, row in enumerate(rows):
-                persons[row] = feats[:n][boxes[:n, 0] == i]
-                objects[row] = feats[n:][boxes[n:, 0] == i]
-        return persons, objects
+    async def _graph1(self, stream: FrameStream, frames: Frames, rows: list[int],
+                      feats: _Features, timings: Timings) -> None:
+        with timings.stage("decode"):
+            clips = await anyio.to_thread.run_sync(
+                stream.windows, frames.times[rows])  # [B,T,H,W,3]
+        boxes, n = roi_boxes(frames, rows, stream.size, self.spec)
+        out = await timed(timings, "features", self.served.batcher.features(clips, boxes))
+        for i, row in enumerate(rows):
+            feats.persons[row] = out[:n][boxes[:n, 0] == i]
+            feats.objects[row] = out[n:][boxes[n:, 0] == i]
+
+    async def _check_end(self, stream: FrameStream, frames: Frames, timings: Timings) -> None:
+        """Client key frames past the end of what decodes are refused, as the declared
+        duration could not tell (decoding on, keeping nothing, only as far as they lie)."""
+        if not len(frames.times):
+            return
+        latest = float(frames.times.max()) - BOX_TIME_SLACK_S
+        await timed(timings, "decode", anyio.to_thread.run_sync(stream.reach, latest))
+        if stream.ended:
+            check_times(frames, stream.duration_s)
 
     def own_seconds(self, seconds: Sequence[int],
                     feats: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
@@ -170,6 +203,26 @@ class ModelStages:
             for i, lo, hi in zip(chunk, bounds[:-1], bounds[1:], strict=True):
                 out[i] = logits[lo:hi]
         return out
+
+
+class _Features:
+    """Person [n,D] and object [o,D] features per key frame, filled a batch at a time."""
+
+    def __init__(self, frames: Frames, dim: int) -> None:
+        self.dim = dim
+        self.persons: list[np.ndarray] = []
+        self.objects: list[np.ndarray] = []
+        self.grow(len(frames.times))
+
+    def grow(self, k: int) -> None:
+        self.persons += [np.zeros((0, self.dim), np.float32) for _ in range(k)]
+        self.objects += [np.zeros((0, self.dim), np.float32) for _ in range(k)]
+
+
+def busy_in_time_order(frames: Frames) -> list[int]:
+    """Key frames with persons, earliest first (ties in the client's order)."""
+    order = np.argsort(frames.times, kind="stable")
+    return [int(i) for i in order if len(frames.boxes[i])]
 
 
 def check_times(boxes: Sequence[BoxesAt] | Frames, duration_s: float) -> None:

@@ -132,9 +132,10 @@ def test_coco_objects_reach_the_engine(edited: Path, tmp_path: Path) -> None:
     seen: list[int] = []
     original = engine.stages.features
 
-    async def spy(decoded, frames, timings):
-        seen.extend(len(objects) for objects in frames.objects)
-        return await original(decoded, frames, timings)
+    async def spy(stream, frames, timings):
+        found, persons, objects = await original(stream, frames, timings)
+        seen.extend(len(boxes) for boxes in found.objects)
+        return found, persons, objects
 
     engine.stages.features = spy  # type: ignore[method-assign]
     params = detect_params({"min_score": "0"}, artifact.labels,
