@@ -36,7 +36,9 @@ class BatchObserver(Protocol):
         """Jobs waiting (not yet running), after every change."""
 
 
-@dataclass
+# eq=False: a job is itself, never equal to another; deque.remove then matches by identity
+# (field equality compared numpy inputs, raised, and killed the collector)
+@dataclass(eq=False)
 class Job:
     graph: str
     key: Hashable  # jobs with equal keys may share a model call
@@ -181,10 +183,17 @@ class Batcher:
             if first.future.done():
                 self._notify_queue()
                 continue
-            batch = await self._gather(first)
-            live = [j for j in batch if not j.future.done()]
-            if live:
-                await self._run(live)
+            batch = [first]
+            try:
+                batch = await self._gather(first)
+                live = [j for j in batch if not j.future.done()]
+                if live:
+                    await self._run(live)
+            except Exception as err:  # a bug here must fail its requests, never hang them
+                log.exception("batch collector failed; its jobs fail, the next batch runs")
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(err)
 
     async def _run(self, batch: list[Job]) -> None:
         graph = batch[0].graph

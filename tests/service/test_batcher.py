@@ -135,6 +135,51 @@ def test_max_batch_bounds_the_clips_of_a_call(runtime: Runtime, spec: InputSpec)
     assert seen.sizes("features") == [2, 2, 1]
 
 
+def test_a_job_that_does_not_fit_is_passed_over_not_compared(runtime: Runtime,
+                                                            spec: InputSpec) -> None:
+    """Clips 5, 5, 2 with max_batch 8: the second waits and the third joins the first. The
+    queue once found the third by comparing it with the second (dataclass equality over
+    numpy inputs raised), which killed the collector: every request after hung."""
+    rng = np.random.default_rng(4)
+    requests = [features_request(spec, rng, [1] * clips) for clips in (5, 5, 2)]
+    seen = Seen()
+
+    async def serve() -> list[np.ndarray]:
+        batcher = Batcher(runtime, max_batch=8, max_wait_ms=20, queue_size=8, observer=seen)
+        got = await asyncio.wait_for(
+            asyncio.gather(*(batcher.features(*r) for r in requests)), timeout=30)
+        await batcher.close()
+        return got
+
+    for request, got in zip(requests, asyncio.run(serve()), strict=True):
+        np.testing.assert_allclose(got, runtime.features(*request), atol=1e-5, rtol=0)
+    assert seen.sizes("features") == [7, 5]
+
+
+def test_a_collector_bug_fails_its_jobs_and_the_next_batch_runs(runtime: Runtime,
+                                                                spec: InputSpec) -> None:
+    rng = np.random.default_rng(5)
+    first, later = (features_request(spec, rng, [1]) for _ in range(2))
+
+    async def serve() -> tuple[BaseException | np.ndarray, np.ndarray]:
+        batcher = Batcher(runtime, max_batch=8, max_wait_ms=0, queue_size=8)
+        take = batcher._take_matching
+
+        def broken(batch: list, clips: int) -> int:
+            batcher._take_matching = take  # type: ignore[method-assign]
+            raise RuntimeError("a bug while gathering")
+
+        batcher._take_matching = broken  # type: ignore[method-assign]
+        failed = await asyncio.gather(batcher.features(*first), return_exceptions=True)
+        answered = await asyncio.wait_for(batcher.features(*later), timeout=30)
+        await batcher.close()
+        return failed[0], answered
+
+    failed, answered = asyncio.run(serve())
+    assert isinstance(failed, RuntimeError)
+    np.testing.assert_allclose(answered, runtime.features(*later), atol=1e-5, rtol=0)
+
+
 def test_full_queue_is_overloaded_with_retry_after(runtime: Runtime, spec: InputSpec) -> None:
     rng = np.random.default_rng(3)
     requests = [features_request(spec, rng, [1]) for _ in range(3)]
