@@ -119,8 +119,10 @@ class Record:
 class SessionLog:
     id: str
     answers: dict[int, bytes] = field(default_factory=dict)  # first 200 body per index
-    stored: set[int] = field(default_factory=set)  # answered with memory kept
-    degraded: set[int] = field(default_factory=set)  # answered with memory not kept
+    stored: set[int] = field(default_factory=set)  # answered: commit stored
+    degraded: set[int] = field(default_factory=set)  # answered: not_stored (never will be)
+    in_doubt: set[int] = field(default_factory=set)  # answered: unknown (retried until known)
+    in_doubt_answers: int = 0
     duplicate_mismatches: int = 0
 
 
@@ -153,7 +155,9 @@ class Soak:
             elif kind == "detect-detector":
                 reply = await http.post(self.url + "/v1/detect", files=files)
             elif kind == "session":
-                again = index > 0 and rng.random() < 0.15  # a client retrying its last clip
+                # a client retries its last clip now and then, and always when the answer
+                # says the commit's outcome is unknown
+                again = index > 0 and (rng.random() < 0.15 or (index - 1) in log.in_doubt)
                 reply = await self.clip(http, log, index - 1 if again else index)
                 index += 0 if again else 1
                 kind = "session-retry" if again else kind
@@ -161,6 +165,8 @@ class Soak:
                 name, arguments = rng.choice(bad_requests(self.url, self.video, log.id))
                 reply = await http.post(**arguments)
                 kind = f"bad:{name}"
+                if reply.status_code == 200 and reply.json().get("memory") == "degraded":
+                    kind += ":store-down"  # no store to say the session is unknown
             self.note(kind, reply.status_code, began)
             wait = reply.headers.get("retry-after")
             if reply.status_code in (409, 429, 503) and wait is not None:
@@ -176,13 +182,22 @@ class Soak:
         if reply.headers.get("x-clip-status") == "duplicate":
             if index in log.stored and reply.content != log.answers[index]:
                 log.duplicate_mismatches += 1
+            if index in log.in_doubt:  # the unknown commit had landed: this is its answer
+                log.in_doubt.discard(index)
+                log.stored.add(index)
+                log.answers[index] = reply.content
             return reply
-        if reply.json()["memory"] == "degraded":  # not kept: a retry computes it again
-            log.degraded.add(index)
-        else:
+        commit = reply.json()["session"]["commit"]
+        if commit == "stored":
             log.stored.add(index)
-            log.degraded.discard(index)  # a later stored answer supersedes a degraded one
+            log.degraded.discard(index)  # a retry that was stored supersedes the others
+            log.in_doubt.discard(index)
             log.answers[index] = reply.content
+        elif commit == "unknown":
+            log.in_doubt.add(index)
+            log.in_doubt_answers += 1
+        else:
+            log.degraded.add(index)
         return reply
 
 
@@ -250,6 +265,7 @@ def summarise(args: argparse.Namespace, soak: Soak, samples: list[dict[str, floa
         entry["p99_s"] = round(float(np.percentile(ok, 99)), 3) if ok else None
     lost = sum(len(log.stored - seen[log.id]) for log in soak.sessions)
     late = sum(len(log.degraded & seen[log.id]) for log in soak.sessions)
+    unresolved = sum(len(log.in_doubt) for log in soak.sessions)
     minute = [sum(1 for r in soak.records if m * 60 <= r.t < (m + 1) * 60)
               for m in range(int(args.minutes))]
     steady = [s["rss_mb"] for s in samples if s["t"] >= 60]
@@ -259,11 +275,14 @@ def summarise(args: argparse.Namespace, soak: Soak, samples: list[dict[str, floa
         "requests": len(soak.records),
         "server_errors": sum(1 for r in soak.records if r.status >= 500),
         "bad_inputs_not_4xx": sum(1 for r in soak.records if r.kind.startswith("bad:")
+                                  and not r.kind.endswith(":store-down")
                                   and not 400 <= r.status < 500),
         "sessions": len(soak.sessions),
         "session_clips_stored": sum(len(log.stored) for log in soak.sessions),
         "session_clips_degraded": sum(len(log.degraded) for log in soak.sessions),
         "lost_session_memory": lost, "late_commits": late,
+        "commits_unknown_answers": sum(log.in_doubt_answers for log in soak.sessions),
+        "commits_unknown_unresolved": unresolved,
         "duplicate_mismatches": sum(log.duplicate_mismatches for log in soak.sessions),
         "requests_per_minute": minute,
         "rss_mb": {"first": samples[0]["rss_mb"], "last": samples[-1]["rss_mb"],
@@ -287,7 +306,9 @@ def markdown(result: dict[str, Any]) -> str:
              f"- sessions: {result['sessions']}; clips stored {result['session_clips_stored']}"
              f", degraded {result['session_clips_degraded']}; lost memory "
              f"{result['lost_session_memory']}, late commits {result['late_commits']}, "
-             f"duplicates not byte-equal {result['duplicate_mismatches']}",
+             f"duplicates not byte-equal {result['duplicate_mismatches']}; commits answered "
+             f"unknown {result['commits_unknown_answers']} (unresolved after retries "
+             f"{result['commits_unknown_unresolved']})",
              f"- RSS (MB): {result['rss_mb']}", f"- /health/live (s): "
              f"{result['health_live_s']}",
              f"- requests per minute: {result['requests_per_minute']}",

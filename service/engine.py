@@ -36,6 +36,7 @@ from service.render import (
 from service.schemas import (
     ClipResponse,
     ClipStatus,
+    CommitOutcome,
     DetectResponse,
     MemoryStatus,
     SessionClip,
@@ -152,12 +153,17 @@ class Engine:
             response = ClipResponse(
                 **self._response(meta, frames, start_s + frames.times, statuses,
                                  steps.degraded, logits, params).model_dump(),
+                # the body the store keeps (and a retry replays) is the stored one
                 session=SessionClip(id=steps.session, clip_index=clip.clip_index,
-                                    start_s=start_s, status=status, missing=missing))
+                                    start_s=start_s, status=status, missing=missing,
+                                    commit=CommitOutcome.stored))
             body = response.model_dump_json().encode()
-        if not steps.degraded and not await timed(timings, "memory_write", steps.commit(
-                clip.clip_index, own, body, tracks.state)):
-            response = degrade(response)  # the answer must not claim memory not kept
+        outcome = CommitOutcome.not_stored
+        if not steps.degraded:
+            outcome = await timed(timings, "memory_write", steps.commit(
+                clip.clip_index, own, body, tracks.state))
+        if outcome is not CommitOutcome.stored:
+            response = degrade(response, outcome)  # never claim memory that was not kept
             body = response.model_dump_json().encode()
         self._count(len(seconds), statuses, steps.degraded)
         headers = {"X-Clip-Status": status.value}

@@ -17,6 +17,7 @@ from service.params import DetectParams
 from service.schemas import (
     Action,
     ClipResponse,
+    CommitOutcome,
     DetectResponse,
     Keyframe,
     MemoryStatus,
@@ -78,12 +79,13 @@ def detect_response(model: ModelRef, labels: Sequence[Label], groups: tuple[Clas
                           keyframes=keyframes)
 
 
-def degrade(response: ClipResponse) -> ClipResponse:
-    """The same answer, saying its memory was not kept (the store failed at commit)."""
+def degrade(response: ClipResponse, outcome: CommitOutcome) -> ClipResponse:
+    """The same answer, saying its memory was not kept (not stored, or not known to be)."""
     keyframes = [k.model_copy(update={"memory": MemoryStatus.degraded})
                  for k in response.keyframes]
+    session = response.session.model_copy(update={"commit": outcome})
     return response.model_copy(update={"memory": MemoryStatus.degraded,
-                                       "keyframes": keyframes})
+                                       "keyframes": keyframes, "session": session})
 
 
 def to_csv(response: DetectResponse, video_id: str) -> bytes:

@@ -25,6 +25,14 @@ class ClipStatus(enum.StrEnum):
     unknown = "unknown"  # store unavailable: order cannot be checked
 
 
+class CommitOutcome(enum.StrEnum):
+    stored = "stored"  # this clip's memory and answer are in the store (a retry replays this)
+    not_stored = "not_stored"  # they are not, and never will be (fenced): a retry recomputes
+    # the store closed the connection after the commit was sent: retry this clip_index; the
+    # retry replays the stored answer if the commit landed, else computes the clip again
+    unknown = "unknown"
+
+
 class Action(BaseModel):
     id: int
     name: str
@@ -73,6 +81,8 @@ class SessionClip(BaseModel):
     start_s: float
     status: ClipStatus
     missing: list[int] = Field(description="clip indices skipped before this one")
+    commit: CommitOutcome = Field(description="whether this clip's memory was stored: "
+                                              "stored, not_stored, or unknown (retry it)")
 
 
 class DetectResponse(BaseModel):

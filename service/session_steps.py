@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.errors import ClipInFlight, SessionNotFound
-from service.store import MemoryStore, SessionRecord, StoreUnavailable
+from service.schemas import CommitOutcome
+from service.store import CommitUnknown, MemoryStore, SessionRecord, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -98,17 +99,22 @@ class SessionSteps:
         return StoredWindow(memory, tracker)
 
     async def commit(self, clip_index: int, own: Mapping[int, np.ndarray], body: bytes,
-                     tracker: bytes | None) -> bool:
-        """Memory, answer and tracker of this clip, all or nothing; False: not kept."""
+                     tracker: bytes | None) -> CommitOutcome:
+        """Memory, answer and tracker of this clip, all or nothing: stored, not stored (and
+        never will be: fenced or never sent), or unknown (the connection broke after it was
+        sent; a retry of the clip finds out)."""
         if self.degraded:
-            return False
+            return CommitOutcome.not_stored
         try:
             await self.store.commit_clip(self.session, clip_index, own, body, tracker=tracker,
                                          token=self.token if self.locked else None)
-        except StoreUnavailable:  # CommitFenced included: not stored, and never will be
+        except CommitUnknown:
             self.degraded = True
-            return False
-        return True
+            return CommitOutcome.unknown
+        except StoreUnavailable:  # CommitFenced included
+            self.degraded = True
+            return CommitOutcome.not_stored
+        return CommitOutcome.stored
 
     async def release(self) -> None:
         if self._keeper is not None:

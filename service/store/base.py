@@ -36,6 +36,11 @@ class CommitFenced(StoreUnavailable):
     answer says memory was not kept and a retry computes the clip again."""
 
 
+class CommitUnknown(StoreUnavailable):
+    """The connection broke after the commit was sent: it may have applied. A retry of the
+    clip finds its stored answer if it did."""
+
+
 class CodecError(ValueError):
     """Bytes that are not a memory blob written by `encode_vectors`."""
 

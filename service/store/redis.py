@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 import numpy as np
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from service.errors import SessionExists, SessionNotFound
@@ -29,6 +31,7 @@ from service.store.base import (
     SEEN_CAP,
     CodecError,
     CommitFenced,
+    CommitUnknown,
     SessionRecord,
     StoreUnavailable,
     decode_vectors,
@@ -44,6 +47,19 @@ _KEYS = len(_SESSION_PARTS)
 _REGISTRY_TAG = "#registry"  # '#' is not allowed in session ids: never collides
 _KNOWN_TTLS = 4096
 COMMIT_MARGIN_S = 0.25  # a commit must land this long before its caller gives up
+
+
+def commit_failure(err: StoreUnavailable, fenced: bool) -> StoreUnavailable:
+    """What a failed commit means for its clip. No reply in time with a deadline sent: it
+    can never apply (CommitFenced). No connection: it was never sent (CommitFenced). A
+    connection that broke once the commit was on its way: it may have applied
+    (CommitUnknown)."""
+    cause = err.__cause__
+    timed_out = isinstance(cause, TimeoutError | RedisTimeoutError)
+    never_sent = isinstance(cause, RedisConnectionError) and "connecting to" in str(cause)
+    if (timed_out and fenced) or never_sent:
+        return CommitFenced(f"{err}; the commit did not and will not apply")
+    return CommitUnknown(f"{err}; the commit may have applied")
 
 
 class RedisStore:
@@ -157,7 +173,10 @@ class RedisStore:
                     pipe.zadd(self._registry, {session: time.time() + ttl}, xx=True, gt=True)
                 return await pipe.execute()
 
-        raw = (await self._round_trip("commit", call))[0]
+        try:
+            raw = (await self._round_trip("commit", call))[0]
+        except StoreUnavailable as err:
+            raise commit_failure(err, fenced=args[7] != "") from err
         if raw is None:
             raise SessionNotFound(f"session {session!r} does not exist or expired; create it")
         if raw == b"fenced":

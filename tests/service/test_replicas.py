@@ -134,6 +134,7 @@ def test_redis_outage_degrades_then_recovers(redis: PrivateRedis,
         during = post_clip(a.url, session, clip, 1)
         body = during.json()
         assert body["memory"] == "degraded"
+        assert body["session"]["commit"] == "not_stored"  # Redis refused the connection
         assert {k["memory"] for k in body["keyframes"]} == {"degraded"}
         assert all(k["persons"][0]["actions"] for k in body["keyframes"] if k["persons"])
         assert person_ids(body) == [[0, 1], [0], [0, 1], []]  # within the clip only
@@ -144,7 +145,7 @@ def test_redis_outage_degrades_then_recovers(redis: PrivateRedis,
         redis.start()
     after = post_clip(a.url, session, clip, 2).json()  # clip 1 was never stored
     assert after["session"] == {"id": session, "clip_index": 2, "start_s": 8.0,
-                                "status": "gap", "missing": [1]}
+                                "status": "gap", "missing": [1], "commit": "stored"}
     assert after["memory"] == "cold"
     assert person_ids(after) == [[2, 3], [2], [2, 3], []]  # clip 0's state, its tracks aged out
     assert answer(post_clip(a.url, session, clip, 3))["memory"] == "warm"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.errors import ClipInFlight
+from service.schemas import CommitOutcome
 from service.session_steps import SessionSteps
 from service.store import LocalStore
 
@@ -28,7 +29,8 @@ def test_lease_is_kept_while_the_clip_runs_and_freed_after() -> None:
         with pytest.raises(ClipInFlight) as busy:
             await other.lock()
         assert busy.value.headers["Retry-After"] == "1"
-        assert await steps.commit(0, {0: np.ones((1, 4), np.float32)}, b"answer", None)
+        stored = await steps.commit(0, {0: np.ones((1, 4), np.float32)}, b"answer", None)
+        assert stored is CommitOutcome.stored
         await steps.release()
         await other.lock()  # free at once after the release
         await other.release()
@@ -46,7 +48,8 @@ def test_a_commit_after_the_lease_passed_on_is_not_stored() -> None:
         steps._keeper.cancel()  # the renewals stop (a replica stalled)
         await asyncio.sleep(0.4)
         assert await local.acquire("s", "someone-else", 5)
-        assert not await steps.commit(0, {0: np.ones((1, 4), np.float32)}, b"late", None)
+        late = await steps.commit(0, {0: np.ones((1, 4), np.float32)}, b"late", None)
+        assert late is CommitOutcome.not_stored
         assert steps.degraded  # the answer says memory was not kept
         assert await local.get_clip("s", 0) is None
         await steps.release()

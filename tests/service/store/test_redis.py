@@ -16,7 +16,7 @@ import redis
 from redis.crc import key_slot
 
 from bench.serve import free_port
-from service.store import RedisStore, StoreUnavailable, memory_key
+from service.store import CommitFenced, CommitUnknown, RedisStore, StoreUnavailable, memory_key
 from tests.service.store.conftest import REDIS_URL, memory_of
 
 Call = tuple[str, float, bool]
@@ -259,6 +259,33 @@ def test_a_commit_within_its_deadline_applies(throwaway_redis: ThrowawayRedis) -
         await asyncio.sleep(0.5)  # longer than the timeout: the deadline counts from now
         record = await store.commit_clip("s", 0, {0: np.ones((2, 4))}, b"r", token="token")
         assert (record.clips_seen, record.stored_seconds) == (1, 1)
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_whose_connection_breaks_is_unknown_not_fenced(
+        throwaway_redis: ThrowawayRedis) -> None:
+    """Redis gone once the commit is on its way: it may have applied, and the caller is
+    told so (CommitUnknown); Redis not there at all: it was never sent (CommitFenced)."""
+    url = f"redis://127.0.0.1:{throwaway_redis.port}/0"
+
+    async def scenario() -> None:
+        store = RedisStore(url, "v", 600, timeout_s=2.0)
+        await store.create_session("s", ttl_s=60, lookahead_s=0)
+        assert await store.acquire("s", "token", ttl_s=5)
+        assert throwaway_redis.process is not None
+        throwaway_redis.process.send_signal(signal.SIGSTOP)  # the commit waits in its socket
+        commit = asyncio.create_task(
+            store.commit_clip("s", 0, {0: np.ones((1, 4))}, b"r", token="token"))
+        await asyncio.sleep(0.2)
+        throwaway_redis.process.kill()  # the connection breaks under the sent commit
+        throwaway_redis.process.wait()
+        throwaway_redis.process = None
+        with pytest.raises(CommitUnknown):
+            await commit
+        with pytest.raises(CommitFenced):  # nothing listens: the commit is never sent
+            await store.commit_clip("s", 1, {}, b"r", token="token")
         await store.close()
 
     asyncio.run(scenario())
