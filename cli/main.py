@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "benchmarks: train-memory (the paper's Figure 5), serve (latency, throughput)"),
     "eval": ("model.eval_cli", "AVA frame mAP@0.5 of predictions (official evaluator's numbers)"),
     "export": ("exporters.command", "checkpoint -> ONNX / TorchScript artifact with manifest"),
+    "models": ("exporters.models_command",
+               "a models directory: publish a version, list them, point at one (rollback)"),
     "artifact": ("exporters.artifact_edit",
                  "edit an artifact: add a detector (e.g. the real person detector), "
                  "record its dataset"),

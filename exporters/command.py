@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from exporters.artifact import ArtifactError
 from exporters.export import ExportOptions, export_artifact
 from exporters.graphs import Dtype, ExportError, Format
+from exporters.models_dir import publish
 from model.config import ConfigError
 from model.detector.checkpoint import DetectorCheckpointError
 from model.train.checkpoint import CheckpointError
@@ -43,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--default-detector", default=None, metavar="NAME",
                         help="the detector used unless AIA_DETECTOR chooses (default: the "
                              "first --detector)")
+    parser.add_argument("--publish", type=Path, default=None, metavar="MODELS_DIR",
+                        help="then add the artifact to a models directory as a new version "
+                             "and point `current` at it (a running `aia serve --models-dir` "
+                             "switches on reload); see `aia models`")
     parser.add_argument("--record", action="append", default=[], metavar="COMMAND",
                         help="a command that made the checkpoint (data, training), kept in "
                              "the manifest's training.commands; repeatable")
@@ -78,5 +85,12 @@ def run(args: argparse.Namespace) -> int:
     for fmt, found in report["formats"].items():
         print(f"{fmt:12s} max |logit diff| {found['max_abs_logits']:.3g}  "
               f"max |feature diff| {found['max_abs_features']:.3g}")
-    print(json.dumps({"out": str(result.out), "seconds": result.seconds}))
+    done: dict[str, object] = {"out": str(result.out), "seconds": result.seconds}
+    if args.publish is not None:
+        try:
+            done["published"] = publish(result.out, args.publish)
+        except (ArtifactError, OSError) as err:
+            print(f"aia export --publish: {err}", file=sys.stderr)
+            return 1
+    print(json.dumps(done))
     return 0

@@ -29,7 +29,7 @@ from service.errors import (
 )
 from service.metrics import Metrics
 from service.middleware import RequestContext
-from service.routes import detect, health, models, sessions
+from service.routes import admin, detect, health, models, sessions
 from service.settings import Settings
 from service.state import Service
 
@@ -121,9 +121,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                               "per-session memory. Errors are application/problem+json.",
                   lifespan=lifespan)
     app.state.service = service
-    for module in (detect, sessions, models, health):
+    for module in (detect, sessions, models, admin, health):
         app.include_router(module.router)
-    app.state.api_routes = [route for module in (detect, sessions, models, health)
+    app.state.api_routes = [route for module in (detect, sessions, models, admin, health)
                             for route in module.router.routes]
     add_error_handlers(app, service)
     app.add_middleware(RequestContext, metrics=metrics, in_flight=service.in_flight)

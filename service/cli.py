@@ -16,6 +16,7 @@ from exporters.artifact import (
     manifest_detectors,
     read_manifest,
 )
+from exporters.models_dir import version_path
 from service.logs import configure_logging
 from service.settings import Device, RuntimeKind, Settings
 
@@ -25,6 +26,10 @@ log = logging.getLogger("aia.service")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, metavar="DIR",
                         help="artifact directory (AIA_MODEL_DIR; default artifacts/aia-synth-tiny)")
+    parser.add_argument("--models-dir", type=Path, default=None, metavar="DIR",
+                        help="a models directory (AIA_MODELS_DIR; `aia models`): serve the "
+                             "version `current` names, switch on POST /v1/admin/reload or "
+                             "SIGHUP; replaces --model")
     parser.add_argument("--detector", default=None, metavar="NAME",
                         help="which of the artifact's detectors finds the persons (AIA_DETECTOR;"
                              " default: the artifact's default, e.g. ssdlite-person)")
@@ -40,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    flags = {"model_dir": args.model, "detector": args.detector, "host": args.host,
+    flags = {"model_dir": args.model, "models_dir": args.models_dir,
+             "detector": args.detector, "host": args.host,
              "port": args.port, "redis_url": args.redis_url, "runtime": args.runtime,
              "device": args.device, "log_level": args.log_level}
     return Settings(**{k: v for k, v in flags.items() if v is not None})
@@ -69,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     try:  # a wrong artifact or detector name stops here, before the port opens; the files
         # themselves are checked once, when the app loads the artifact
-        manifest = read_manifest(settings.model_dir)
-        check_detector_name(settings.model_dir, settings.detector,
-                            manifest_detectors(manifest)[0])
+        served = (version_path(settings.models_dir) if settings.models_dir is not None
+                  else settings.model_dir)
+        manifest = read_manifest(served)
+        check_detector_name(served, settings.detector, manifest_detectors(manifest)[0])
     except ArtifactError as err:
         print(f"aia serve: {err}\n(export one with `aia export`, or pass --model DIR)",
               file=sys.stderr)

@@ -13,7 +13,7 @@ memory, never the request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from service.decode import VideoMeta
 from service.detection import Frames, track
-from service.errors import CostLimit
+from service.errors import CostLimit, SessionNotFound
 from service.load import Load
 from service.metrics import Metrics
 from service.params import ClipParams, DetectParams, OutputFormat
@@ -56,13 +56,20 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# (session, the serving version) -> (an older version holding it, its record), or None
+SessionsElsewhere = Callable[[str, str], Awaitable[tuple[str, SessionRecord] | None]]
+
+
 class Engine:
     def __init__(self, served: ServedModel, store: MemoryStore, metrics: Metrics,
-                 options: EngineOptions) -> None:
+                 options: EngineOptions, sessions_elsewhere: SessionsElsewhere | None = None
+                 ) -> None:
         self.served, self.store, self.metrics, self.options = served, store, metrics, options
         self.stages = ModelStages(served, options)
         self.window = served.artifact.input.window
         self.load = Load()  # answers in progress and their drain rate (Retry-After)
+        self.sessions_elsewhere = sessions_elsewhere
+        self.version = served.ref.version
 
     # ------------------------------------------------------------------ whole video (offline)
 
@@ -70,7 +77,9 @@ class Engine:
         """Two passes as validation: every key frame's persons, then each key frame's head
         with the memory of past and future key frames in the window."""
         with self.load.answering():
-            return await self._detect(video, params, video_id)
+            answer = await self._detect(video, params, video_id)
+        answer.headers["X-Model-Version"] = self.version
+        return answer
 
     async def _detect(self, video: Path, params: DetectParams, video_id: str) -> Answer:
         timings, stages = Timings(), self.stages
@@ -78,7 +87,7 @@ class Engine:
             meta = await timed(timings, "decode", stages.probe(video))
             frames = stages.keyframes(meta, params.boxes)
             # detector key frames over what decodes, not what the container declared
-            with stages.open_stream(video, meta, frames, open_ended=True) as stream:
+            async with stages.open_stream(video, meta, frames, open_ended=True) as stream:
                 frames, feats, objects = await stages.features(stream, frames, timings)
             if any(len(boxes) for boxes in frames.boxes):  # given or detected: track them
                 with timings.stage("detect"):
@@ -102,25 +111,44 @@ class Engine:
     async def session_clip(self, session: str, video: Path, clip: ClipParams,
                            params: DetectParams) -> Answer:
         with self.load.answering():
-            return await self._session_clip(session, video, clip, params)
+            answer = await self._session_clip(session, video, clip, params)
+        answer.headers["X-Model-Version"] = self.version
+        return answer
 
     async def _session_clip(self, session: str, video: Path, clip: ClipParams,
                             params: DetectParams) -> Answer:
         timings = Timings()
         steps = SessionSteps(self.store, session, self.options.lock_ttl_s)
         try:
-            record = await steps.record()
+            record, changed_from = await self._record(steps)
             await steps.lock()
             cached = await steps.cached_answer(clip.clip_index)
             if cached is not None:
                 return replay(cached, params.format, session)
-            return await self._clip(steps, record, video, clip, params, timings)
+            return await self._clip(steps, record, video, clip, params, timings, changed_from)
         finally:
             await steps.release()
             self.metrics.observe_stages(timings.seconds)
 
+    async def _record(self, steps: SessionSteps) -> tuple[SessionRecord | None, str | None]:
+        """The session's record; one started under an older model version is taken over
+        (created again under this one, its old memory never read): (its record there, which
+        keeps the clip order going, and that version)."""
+        try:
+            return await steps.record(), None
+        except SessionNotFound:
+            if self.sessions_elsewhere is None:
+                raise
+            found = await self.sessions_elsewhere(steps.session, self.version)
+            if found is None:
+                raise
+            older, old_record = found
+            await steps.take_over(old_record)
+            return old_record, older
+
     async def _clip(self, steps: SessionSteps, record: SessionRecord | None, video: Path,
-                    clip: ClipParams, params: DetectParams, timings: Timings) -> Answer:
+                    clip: ClipParams, params: DetectParams, timings: Timings,
+                    changed_from: str | None = None) -> Answer:
         stages = self.stages
         self._check_gap(record, clip.clip_index)
         meta = await timed(timings, "decode", stages.probe(video))
@@ -132,7 +160,7 @@ class Engine:
                    for s in seconds]
         wanted = sorted({w for window in windows for w in window} - set(seconds))
         # the key frames (and memory's seconds) were fixed above, from what was declared
-        with stages.open_stream(video, meta, frames, open_ended=False) as stream:
+        async with stages.open_stream(video, meta, frames, open_ended=False) as stream:
             (frames, feats, objects), stored = await asyncio.gather(
                 stages.features(stream, frames, timings),
                 timed(timings, "memory_read", steps.read(wanted)))
@@ -156,7 +184,8 @@ class Engine:
                 # the body the store keeps (and a retry replays) is the stored one
                 session=SessionClip(id=steps.session, clip_index=clip.clip_index,
                                     start_s=start_s, status=status, missing=missing,
-                                    commit=CommitOutcome.stored))
+                                    commit=CommitOutcome.stored,
+                                    model_changed_from=changed_from))
             body = response.model_dump_json().encode()
         outcome = CommitOutcome.not_stored
         if not steps.degraded:

@@ -49,8 +49,20 @@ class Unauthorized(ServiceError):
     status, slug, title = 401, "unauthorized", "Missing or invalid API key"
 
 
+class Forbidden(ServiceError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
 class NotFound(ServiceError):
     status, slug, title = 404, "not-found", "Not found"
+
+
+class VersionNotFound(NotFound):
+    slug, title = "version-not-found", "Unknown model version"
+
+
+class ReloadFailed(ServiceError):
+    status, slug, title = 422, "reload-failed", "The model version could not be loaded"
 
 
 class SessionNotFound(NotFound):

@@ -9,17 +9,21 @@ picks it, so peak memory is set by the window and the batch, not by the video's 
 590 s upload once held all 14,750 of its frames, 2 GB). Windows equal
 `clip_windows(decode_video(...))` exactly: the same resampler, the same nearest-frame rule.
 
-Blocking PyAV work: every method runs in the caller's thread (the engine uses a worker),
-one call at a time.
+Blocking PyAV work: every method runs in the caller's thread (the engine uses worker
+threads) and holds the stream's lock, so `close` waits for a decode still running in another
+thread (a request cancelled by its deadline) instead of closing a running generator.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +41,17 @@ from service.decode import (
 from service.errors import Undecodable
 
 _KEYFRAME_EPS = 1e-9  # as service.decode.keyframe_times: no key frame at the very end
+
+
+T = TypeVar("T")
+
+
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def run(self: FrameStream, *args: Any) -> T:
+        with self._lock:
+            return method(self, *args)
+    return run
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,7 @@ class FrameStream:
         self._pending: deque[_Planned] = deque()  # planned, not yet released
         self._taken = 0  # key frames handed out by `take`
         self.ended = False
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ what the engine asks
 
@@ -80,6 +96,7 @@ class FrameStream:
         """Seconds of grid decoded so far: the video's, once `ended`."""
         return self._resampler.count / self.fps
 
+    @_locked
     def take(self, n: int) -> np.ndarray:
         """float64 [<=n] the next key frames; with a rate, only those the video reaches
         (t = k / rate while t < its duration, and always t = 0)."""
@@ -92,6 +109,7 @@ class FrameStream:
         self._taken += len(out)
         return np.asarray(out, np.float64)
 
+    @_locked
     def detector_pictures(self, times: np.ndarray) -> list[np.ndarray]:
         """uint8 [H',W',3] per key frame: the picture the detector sees (near native size
         when kept, else the action model's frame)."""
@@ -104,6 +122,7 @@ class FrameStream:
             pictures.append(kept if kept is not None else self._frame(i))
         return pictures
 
+    @_locked
     def windows(self, times: np.ndarray) -> np.ndarray:
         """uint8 [K, spec.frames, H, W, 3] windows centred on ascending `times`, padded to
         min_side; frames past either end repeat the edge frame, as training does."""
@@ -116,6 +135,7 @@ class FrameStream:
         padded = pad_frames(frames, self.spec.min_side)
         return padded.reshape(*targets.shape, *padded.shape[1:])  # [K,F,H,W,3]
 
+    @_locked
     def release(self, through: float) -> None:
         """Key frames at or before `through` are done: forget the frames only they needed."""
         while self._pending and self._pending[0].time <= through:
@@ -128,10 +148,12 @@ class FrameStream:
         for index in [i for i in self._resampler.kept if i < keep_from]:
             del self._resampler.kept[index]
 
+    @_locked
     def reach(self, t: float) -> None:
         """Decode on (keeping nothing new) until the grid passes `t` or the video ends."""
         self._advance(lambda: (self._resampler.count - 1) / self.fps >= t)
 
+    @_locked
     def close(self) -> None:
         self._source.close()  # type: ignore[attr-defined]
 

@@ -25,7 +25,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        http = ("route", "method", "status")
+        http = ("route", "method", "status", "version")  # version: the model that answered
         self.http_requests = Counter("aia_http_requests_total", "HTTP requests answered",
                                      http, registry=registry)
         self.http_duration = Histogram("aia_http_request_duration_seconds",
@@ -56,9 +56,14 @@ class Metrics:
                                     ("command",), registry=registry)
         self.active_sessions = Gauge("aia_active_sessions", "Sessions in the memory store",
                                      registry=registry)
-        self.model_info = Gauge("aia_model_info", "The served model (value 1)",
+        self.model_info = Gauge("aia_model_info", "Model versions loaded (1: serving, 0: "
+                                "retired)",
                                 ("version", "runtime", "device"), registry=registry)
         self.ready = Gauge("aia_ready", "1 when warmed up and not draining", registry=registry)
+        self.reloads = Counter("aia_reloads_total", "Model reloads by result: switched, "
+                               "unchanged, failed", ("result",), registry=registry)
+        for result in ("switched", "unchanged", "failed"):
+            self.reloads.labels(result)
         self.rejected = Counter("aia_rejected_total", "Requests refused before or instead of "
                                 "the model", ("reason",), registry=registry)
         for stage in STAGES:
@@ -73,8 +78,9 @@ class Metrics:
         for stage, seconds in timings.items():
             self.stage_duration.labels(stage).observe(seconds)
 
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        labels = (route, method, str(status))
+    def observe_request(self, route: str, method: str, status: int, seconds: float,
+                        version: str = "") -> None:
+        labels = (route, method, str(status), version)
         self.http_requests.labels(*labels).inc()
         self.http_duration.labels(*labels).observe(seconds)
 

@@ -54,13 +54,15 @@ class RequestContext:
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
-        status = 500
+        status, version = 500, ""
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, version
             if message["type"] == "http.response.start":
                 status = message["status"]
+                version = dict(message.get("headers", [])).get(
+                    b"x-model-version", b"").decode("latin-1")
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode()))
@@ -74,9 +76,10 @@ class RequestContext:
             self.in_flight.count -= 1
             seconds = time.perf_counter() - started
             route = route_template(scope)
-            self.metrics.observe_request(route, scope["method"], status, seconds)
+            self.metrics.observe_request(route, scope["method"], status, seconds, version)
             log.info("request", extra={"method": scope["method"], "route": route,
                                        "path": scope["path"], "status": status,
+                                       "model": version or None,
                                        "duration_s": round(seconds, 6)})
             request_id_var.reset(token)
 

@@ -83,6 +83,10 @@ class SessionClip(BaseModel):
     missing: list[int] = Field(description="clip indices skipped before this one")
     commit: CommitOutcome = Field(description="whether this clip's memory was stored: "
                                               "stored, not_stored, or unknown (retry it)")
+    model_changed_from: str | None = Field(
+        None, description="the model version this session was started under, when another "
+        "version now serves it: its memory is not read across versions, so this clip starts "
+        "cold")
 
 
 class DetectResponse(BaseModel):
@@ -153,10 +157,26 @@ class ModelInfo(BaseModel):
     input: dict[str, Any]
     training: dict[str, Any]
     parity: dict[str, Any]
+    serving: bool = Field(True, description="answers new requests; false: replaced, finishing "
+                                            "the requests that started on it")
 
 
 class ModelsResponse(BaseModel):
-    models: list[ModelInfo]
+    models: list[ModelInfo] = Field(description="loaded versions, the serving one first")
+    previous: str | None = Field(None, description="the version served before this one "
+                                                   "(POST /v1/admin/rollback returns to it)")
+    available: list[str] = Field(default_factory=list, description="versions published in "
+                                 "AIA_MODELS_DIR, oldest first")
+
+
+class ReloadRequest(BaseModel):
+    version: str | None = Field(None, description="a published version (default: the one "
+                                "the models directory's `current` names)")
+
+
+class ReloadResponse(BaseModel):
+    version: str = Field(description="the version now serving")
+    previous: str | None = Field(description="the version served before it")
 
 
 class Health(BaseModel):

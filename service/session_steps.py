@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.errors import ClipInFlight, SessionNotFound
+from service.errors import ClipInFlight, SessionExists, SessionNotFound
 from service.schemas import CommitOutcome
 from service.store import CommitUnknown, MemoryStore, SessionRecord, StoreUnavailable
 
@@ -49,6 +49,16 @@ class SessionSteps:
             raise SessionNotFound(f"session {self.session!r} does not exist or expired; "
                                   "create it with POST /v1/sessions")
         return record
+
+    async def take_over(self, older: SessionRecord) -> None:
+        """Create this session again under this store's model version, with the TTL and
+        lookahead it had under `older`'s (another replica may have just done so)."""
+        try:
+            await self.store.create_session(self.session, older.ttl_s, older.lookahead_s)
+        except SessionExists:
+            pass
+        except StoreUnavailable:
+            self.degraded = True
 
     async def lock(self) -> None:
         """One clip of a session at a time; a second one in flight is a 409. The lock is a

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
 
     # where and what
     model_dir: Path = DEFAULT_MODEL
+    # a models directory (exporters/models_dir.py): serve the version `current` names and
+    # switch on reload; when set, model_dir is not used
+    models_dir: Path | None = None
+    models_watch_s: float = Field(0.0, ge=0)  # poll `current` this often (0: reload on demand)
     detector: str | None = None  # which of the artifact's detectors; None: its default
     # keep detections at or above this score (None: the graph's own threshold, which is the
     # floor: the graph never returns less)
@@ -81,8 +85,10 @@ class Settings(BaseSettings):
 
     # auth: sha256 hex digests of accepted API keys (comma separated); empty -> open
     api_key_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # admin API (POST /v1/admin/reload, /rollback): its own keys; empty -> admin API off
+    admin_key_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("api_key_hashes", mode="before")
+    @field_validator("api_key_hashes", "admin_key_hashes", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -6,7 +6,8 @@ the engine passes what one returns to the next."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,18 +79,26 @@ class ModelStages:
     async def probe(self, video: Path) -> VideoMeta:
         return await anyio.to_thread.run_sync(probe_video, video, self.options.limits)
 
-    def open_stream(self, video: Path, meta: VideoMeta, frames: Frames,
-                    open_ended: bool) -> FrameStream:
+    @contextlib.asynccontextmanager
+    async def open_stream(self, video: Path, meta: VideoMeta, frames: Frames,
+                          open_ended: bool) -> AsyncIterator[FrameStream]:
         """The video, decoded as the key frames ask for it. Detector key frames are
         `frames.times`, or with `open_ended` one every 1 / rate s while the video lasts
-        (the declared duration can lie); client key frames: the ones with boxes."""
+        (the declared duration can lie); client key frames: the ones with boxes. Closed in
+        a worker thread, shielded: a request cancelled mid-decode waits for that decode."""
         rate = self.options.keyframe_rate
         if frames.detect:
-            times = None if open_ended else frames.times
-            return FrameStream(video, meta, self.spec, self.options.limits, times, rate,
-                               detector_pictures=True)
-        return FrameStream(video, meta, self.spec, self.options.limits,
-                           frames.times[busy_in_time_order(frames)])
+            stream = FrameStream(video, meta, self.spec, self.options.limits,
+                                 None if open_ended else frames.times, rate,
+                                 detector_pictures=True)
+        else:
+            stream = FrameStream(video, meta, self.spec, self.options.limits,
+                                 frames.times[busy_in_time_order(frames)])
+        try:
+            yield stream
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(stream.close)
 
     def detector_times(self, duration_s: float) -> np.ndarray:
         """The key frames the detector looks at over `duration_s` seconds (bounded)."""

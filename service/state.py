@@ -1,10 +1,13 @@
-"""The running service's state: the loaded model, its store and engine, readiness.
+"""The running service's state: the model version served, readiness, reloads, the drain.
 
 `Service.start` (called by the lifespan) checks the artifact (a bad one stops the process
-with the file to fix), builds the memory store (Redis when `AIA_REDIS_URL` is set, else
-in-process) and loads and warms the runtime in the background; /health/ready turns true only
-after that. `Service.stop`: readiness false, in-flight requests finish (up to `drain_s`), then
-the batcher and the store close. The builders here are shared with `aia detect`.
+with the file to fix; with AIA_MODELS_DIR it is the version `current` names), builds its
+memory store (Redis when `AIA_REDIS_URL` is set, else in-process) and loads and warms the
+runtime in the background; /health/ready turns true only after that. `Service.reload`
+switches versions without dropping a request (service/versions.py); SIGHUP, the pointer
+watch and `POST /v1/admin/reload` call it. `Service.stop`: readiness false, in-flight
+requests finish (up to `drain_s`), then batchers and stores close. The builders here are
+shared with `aia detect`.
 """
 
 from __future__ import annotations
@@ -17,58 +20,40 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 
-from exporters.artifact import MANIFEST, Artifact, load_artifact, sha256
-from service.batcher import Batcher
+from exporters.artifact import Artifact, ArtifactError, load_artifact
+from exporters.models_dir import artifact_version, read_pointer, version_path
 from service.cutoff import Cutoff, cutoff_after
 from service.decode import Limits
-from service.detection import Detector
 from service.engine import Engine
+from service.errors import NotReady, ReloadFailed, ServiceError, VersionNotFound
 from service.metrics import Metrics
 from service.middleware import InFlight
-from service.runtime import Runtime, load_runtime, warm_up
 from service.schemas import ModelRef
-from service.settings import RuntimeKind, Settings
+from service.settings import Settings
 from service.stages import EngineOptions, ServedModel
-from service.store import LocalStore, MemoryStore, RedisStore
+from service.store import MemoryStore
+from service.versions import (
+    LoadedVersion,
+    Versions,
+    artifact_formats,
+    load_detector,
+    load_version,
+    model_ref,
+    model_version,
+    retire,
+)
+
+__all__ = ["Service", "artifact_formats", "build_engine", "honesty_warning", "load_detector",
+           "model_ref", "model_version"]
 
 log = logging.getLogger("aia.service")
-
-
-def model_version(artifact: Artifact) -> str:
-    """The artifact's name and the start of its manifest's sha256: a new export, new keys."""
-    return f"{artifact.root.name}-{sha256(artifact.root / MANIFEST)[:12]}"
-
-
-def load_detector(artifact: Artifact, device: str, name: str | None = None,
-                  min_score: float | None = None) -> Detector | None:
-    """The artifact's detector called `name` (None: its default) that finds persons and
-    objects when a request has no boxes, keeping scores >= min_score (None: the graph's
-    threshold); None when the artifact has none."""
-    spec = artifact.choose_detector(name)
-    if spec is None:
-        return None
-    from exporters.detector_runtime import DetectorRunner
-
-    providers = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
-                 else ("CPUExecutionProvider",))
-    floor = spec.score_threshold if min_score is None else max(min_score, spec.score_threshold)
-    return DetectorRunner(spec, providers, min_score=floor)
-
-
-def model_ref(artifact: Artifact, runtime: str, device: str,
-              detector: str | None = None) -> ModelRef:
-    """The `model` block of every answer: what is served and what it was trained on."""
-    chosen = artifact.choose_detector(detector)
-    data = artifact.dataset
-    return ModelRef(name=artifact.root.name, version=model_version(artifact), runtime=runtime,
-                    device=device, trained_on=data.name, label_set=data.label_set,
-                    real_footage=data.real_footage,
-                    detector=chosen.name if chosen is not None else None)
 
 
 def honesty_warning(artifact: Artifact) -> str | None:
@@ -82,11 +67,6 @@ def honesty_warning(artifact: Artifact) -> str | None:
             f"paper's AVA models: README, section \"Serving the paper's models\"")
 
 
-def artifact_formats(settings: Settings) -> tuple[str, ...]:
-    """The graph files the chosen runtime reads (eager rebuilds from the TorchScript ones)."""
-    return ("onnx",) if settings.runtime is RuntimeKind.onnx else ("torchscript",)
-
-
 def build_engine(settings: Settings, served: ServedModel, store: MemoryStore,
                  metrics: Metrics) -> Engine:
     """The engine as the settings configure it: one place for the service and `aia detect`."""
@@ -95,22 +75,26 @@ def build_engine(settings: Settings, served: ServedModel, store: MemoryStore,
 
 @dataclass
 class Service:
-    """Everything the routes need, built by the lifespan."""
+    """Everything the routes need, built by the lifespan: the version being served (and
+    those it replaced, until their requests end), readiness, the drain."""
 
     settings: Settings
     metrics: Metrics
     in_flight: InFlight = field(default_factory=InFlight)
-    artifact: Artifact | None = None
+    current: LoadedVersion | None = None
+    previous: str | None = None  # the version served before `current` (rollback)
+    artifact: Artifact | None = None  # of the version being (or about to be) served
     model: ModelRef | None = None
     store: MemoryStore | None = None
-    runtime: Runtime | None = None
-    batcher: Batcher | None = None
-    engine: Engine | None = None
     upload_dir: Path | None = None
     ready: bool = False
     draining: bool = False
     failed: str | None = None
     cutoff: Cutoff = field(default_factory=Cutoff)  # deadlines, and the drain's end
+    versions: Versions | None = None
+    retiring: list[LoadedVersion] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _warming: asyncio.Task[None] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -118,58 +102,133 @@ class Service:
     def limits(self) -> Limits:
         return Limits.from_settings(self.settings)
 
+    @property
+    def engine(self) -> Engine | None:
+        return self.current.engine if self.current is not None else None
+
+    def served_path(self, version: str | None = None) -> Path:
+        """The artifact to serve: the models directory's `current` (or `version`), else
+        AIA_MODEL_DIR."""
+        models_dir = self.settings.models_dir
+        if models_dir is not None:
+            return version_path(models_dir, version)
+        if version is not None and version != artifact_version(self.settings.model_dir):
+            raise ArtifactError(f"{version!r}: without AIA_MODELS_DIR only the artifact in "
+                                f"{self.settings.model_dir} can be served")
+        return self.settings.model_dir
+
     async def start(self) -> None:
         s = self.settings
         self._loop = asyncio.get_running_loop()
         self.cutoff.bind(self._loop)
-        self.artifact = await anyio.to_thread.run_sync(load_artifact, s.model_dir,
+        self.versions = Versions(s, self.metrics)
+        path = await anyio.to_thread.run_sync(self.served_path)
+        self.artifact = await anyio.to_thread.run_sync(load_artifact, path,
                                                        artifact_formats(s))
         version = model_version(self.artifact)
         self.model = model_ref(self.artifact, s.runtime.value, "pending", s.detector)
         if (warning := honesty_warning(self.artifact)) is not None:
             log.warning(warning, extra={"model": version})
-        if s.redis_url:
-            self.store = RedisStore(s.redis_url, version, s.session_max_seconds,
-                                    s.redis_timeout_s, observer=self.metrics.on_redis)
-        else:
-            self.store = LocalStore(version, s.session_ttl_s, s.session_max_seconds,
-                                    s.local_max_sessions)
+        self.store = self.versions.store(version)
         self.upload_dir = Path(tempfile.mkdtemp(prefix="aia-uploads-"))
-        self._warming = asyncio.create_task(self._warm(), name="aia-warm-up")
+        self._warming = asyncio.create_task(self._warm(path), name="aia-warm-up")
+        self._listen_for_reloads()
         log.info("starting", extra={"model": version, "runtime": s.runtime.value,
                                     "trained_on": self.model.trained_on,
                                     "detector": self.model.detector,
                                     "store": "redis" if s.redis_url else "local"})
 
-    async def _warm(self) -> None:
+    async def _warm(self, path: Path) -> None:
         """Load the graphs and run them once off the event loop; then ready."""
-        s, artifact = self.settings, self.artifact
-        assert artifact is not None
-        assert self.model is not None
-        assert self.store is not None
+        assert self.versions is not None
         try:
-            started = time.perf_counter()
-            runtime = await anyio.to_thread.run_sync(load_runtime, artifact, s.runtime, s.device)
-            await anyio.to_thread.run_sync(warm_up, runtime, artifact.input)
-            detector = await anyio.to_thread.run_sync(load_detector, artifact, runtime.device,
-                                                      s.detector, s.detector_min_score)
+            loaded = await load_version(path, self.settings, self.metrics, self.versions)
         except Exception as err:  # the process cannot serve: say why and stop
             self.failed = f"{type(err).__name__}: {err}"
             log.exception("model load failed; stopping")
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        self.runtime = runtime
-        self.model = self.model.model_copy(update={"runtime": runtime.name,
-                                                   "device": runtime.device})
-        self.batcher = Batcher(runtime, s.max_batch, s.max_wait_ms, s.queue_size,
-                               observer=self.metrics)
-        self.engine = build_engine(s, ServedModel(artifact, self.model, self.batcher, detector),
-                                   self.store, self.metrics)
-        self.metrics.model_info.labels(self.model.version, runtime.name, runtime.device).set(1)
+        self._serve(loaded)
         self.ready = not self.draining
         self.metrics.ready.set(1 if self.ready else 0)
-        log.info("ready", extra={"warm_up_s": round(time.perf_counter() - started, 3),
-                                 "device": runtime.device})
+        log.info("ready", extra={"model": loaded.version, "device": loaded.runtime.device})
+
+    def _serve(self, loaded: LoadedVersion) -> None:
+        self.current, self.artifact, self.model = loaded, loaded.artifact, loaded.model
+        self.store = loaded.engine.store
+        self.metrics.model_info.labels(loaded.version, loaded.runtime.name,
+                                       loaded.runtime.device).set(1)
+
+    async def reload(self, version: str | None = None) -> tuple[ModelRef, str | None]:
+        """Serve `version` (None: what the models directory's `current` names, or
+        AIA_MODEL_DIR again): load and warm it beside the served one, then switch. Requests
+        already running finish on the old version, which is freed after them. A version
+        that fails to load is refused (ReloadFailed) and the old one keeps serving."""
+        async with self._reload_lock:
+            if self.current is None or self.versions is None:
+                raise NotReady("the first model is still loading; retry",
+                               headers={"Retry-After": "1"})
+            try:
+                path = await anyio.to_thread.run_sync(self.served_path, version)
+            except ArtifactError as err:
+                self.metrics.reloads.labels("failed").inc()
+                raise VersionNotFound(str(err)) from None
+            if await anyio.to_thread.run_sync(artifact_version, path) == self.current.version:
+                self.metrics.reloads.labels("unchanged").inc()
+                return self.current.model, self.previous
+            try:
+                loaded = await load_version(path, self.settings, self.metrics, self.versions)
+            except Exception as err:
+                self.metrics.reloads.labels("failed").inc()
+                log.exception("reload refused; the served version keeps serving",
+                              extra={"model": self.current.version})
+                raise ReloadFailed(f"{path}: {type(err).__name__}: {err}; still serving "
+                                   f"{self.current.version}") from err
+            old = self.current
+            self._serve(loaded)
+            self.previous = old.version
+            self.metrics.reloads.labels("switched").inc()
+            log.info("switched", extra={"from": old.version, "to": loaded.version})
+            self.retiring.append(old)
+            self._spawn(self._retire(old))
+            return loaded.model, self.previous
+
+    async def _retire(self, old: LoadedVersion) -> None:
+        await retire(old, self.metrics)
+        self.retiring.remove(old)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload_quietly(self, why: str) -> None:
+        """A reload nobody waits for (SIGHUP, the pointer watch): the outcome is logged."""
+        with contextlib.suppress(ServiceError):
+            model, _ = await self.reload()
+            log.info("reloaded", extra={"trigger": why, "model": model.version})
+
+    def _listen_for_reloads(self) -> None:
+        """SIGHUP reloads; with AIA_MODELS_WATCH_S, so does a change of `current`."""
+        assert self._loop is not None
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            self._loop.add_signal_handler(
+                signal.SIGHUP, lambda: self._spawn(self.reload_quietly("SIGHUP")))
+        if self.settings.models_dir is not None and self.settings.models_watch_s > 0:
+            self._spawn(self._watch_pointer(self.settings.models_dir))
+
+    async def _watch_pointer(self, models_dir: Path) -> None:
+        refused: str | None = None  # a broken version is tried once, not every tick
+        while not self.draining:
+            await asyncio.sleep(self.settings.models_watch_s)
+            with contextlib.suppress(ArtifactError, OSError):
+                wanted = read_pointer(models_dir)
+                if self.current is not None and wanted not in (self.current.version, refused):
+                    try:
+                        await self.reload()
+                        refused = None
+                    except ServiceError:
+                        refused = wanted
 
     def drain(self) -> None:
         """Readiness off at once: load balancers stop sending before the listener closes.
@@ -191,10 +250,12 @@ class Service:
             self._warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._warming
-        if self.batcher is not None:
-            await self.batcher.close()
-        if self.store is not None:
-            await self.store.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for loaded in [*self.retiring, *([self.current] if self.current else [])]:
+            await loaded.batcher.close()
+        if self.versions is not None:
+            await self.versions.close()
         if self.upload_dir is not None:
             shutil.rmtree(self.upload_dir, ignore_errors=True)
         log.info("stopped")

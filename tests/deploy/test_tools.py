@@ -95,7 +95,8 @@ def test_k8s_manifests_match_the_api_schemas(version: str) -> None:
             pytest.fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {error}")
         checked.append(doc["kind"])
     assert sorted(set(checked)) == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job",
-                                    "PodDisruptionBudget", "Service", "StatefulSet"]
+                                    "PersistentVolumeClaim", "PodDisruptionBudget", "Service",
+                                    "StatefulSet"]
 
 
 def test_schema_check_catches_a_misspelt_field() -> None:

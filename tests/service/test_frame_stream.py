@@ -103,3 +103,28 @@ def test_decoding_stops_at_the_last_window_asked_for(video: Path) -> None:
         stream.windows(np.array([1.0]))
         assert not stream.ended
         assert stream.duration_s < 2.0  # of the 12 s video: the rest is never decoded
+
+
+def test_close_waits_for_a_decode_running_in_another_thread(video: Path) -> None:
+    """A request cancelled by its deadline closes its stream while a worker thread is still
+    decoding: close waits for that call instead of failing on a running generator."""
+    import threading
+    import time
+
+    spec = make_spec(frames=8, fps=10.0)
+    meta = probe_video(video, LIMITS)
+    stream = FrameStream(video, meta, spec, LIMITS, [5.0])
+    real = stream._source
+
+    def slow():
+        for item in real:
+            time.sleep(0.01)
+            yield item
+
+    stream._source = slow()
+    worker = threading.Thread(target=stream.windows, args=(np.array([5.0]),))
+    worker.start()
+    time.sleep(0.1)  # the worker is inside the generator
+    stream.close()  # must not raise "generator already executing"
+    assert not worker.is_alive()
+    real.close()

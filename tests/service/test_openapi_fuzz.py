@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.service.server import Server
 
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -25,6 +27,8 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
 
 def test_every_answer_is_documented(random_artifact: Path, tmp_path: Path) -> None:
     server = Server(random_artifact, {}, tmp_path / "serve.log").wait_ready()
+    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    operations = sum(len(methods) for methods in paths.values())
     try:
         run = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
@@ -35,4 +39,4 @@ def test_every_answer_is_documented(random_artifact: Path, tmp_path: Path) -> No
     finally:
         assert server.stop() == 0
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "Tested: 9" in run.stdout  # every operation of the document was exercised
+    assert f"Tested: {operations}" in run.stdout  # every operation of the document ran

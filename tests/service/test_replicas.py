@@ -145,7 +145,8 @@ def test_redis_outage_degrades_then_recovers(redis: PrivateRedis,
         redis.start()
     after = post_clip(a.url, session, clip, 2).json()  # clip 1 was never stored
     assert after["session"] == {"id": session, "clip_index": 2, "start_s": 8.0,
-                                "status": "gap", "missing": [1], "commit": "stored"}
+                                "status": "gap", "missing": [1], "commit": "stored",
+                                "model_changed_from": None}
     assert after["memory"] == "cold"
     assert person_ids(after) == [[2, 3], [2], [2, 3], []]  # clip 0's state, its tracks aged out
     assert answer(post_clip(a.url, session, clip, 3))["memory"] == "warm"

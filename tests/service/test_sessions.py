@@ -89,7 +89,8 @@ def test_stream(client: httpx.Client, clip: bytes) -> None:
     body = first.json()
     assert first.headers["x-clip-status"] == "new"
     assert body["session"] == {"id": session, "clip_index": 0, "start_s": 0.0,
-                               "status": "new", "missing": [], "commit": "stored"}
+                               "status": "new", "missing": [], "commit": "stored",
+                               "model_changed_from": None}
     assert [k["memory"] for k in body["keyframes"]] == ["cold", "warm", "warm", "warm"]
     assert body["memory"] == "cold"
     assert [len(k["persons"]) for k in body["keyframes"]] == [len(b["boxes"]) for b in BOXES]
