@@ -225,3 +225,63 @@ def test_aia_models_command_line(random_artifact: Path, tmp_path: Path) -> None:
                            cwd=ROOT, capture_output=True, text=True, check=False)
     assert wrong.returncode == 2
     assert "no such version" in wrong.stderr
+
+
+def test_two_replicas_switching_apart_never_mix_a_sessions_memory(
+        random_artifact: Path, trained: Path, clip: bytes,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two replicas on one real Redis: A switches, B does not yet. One session's clips go to
+    A and B in turn: each version's keys hold only the seconds of the clips it answered, and
+    B taking the session to the new version later finds A's record there."""
+    import redis as redis_client
+
+    from tests.service.test_replicas import PrivateRedis
+
+    folder = tmp_path_factory.mktemp("two")
+    private = PrivateRedis(folder)
+    private.start()
+    models = folder / "models"
+    old = publish(random_artifact, models)
+    env = {"AIA_MODELS_DIR": str(models), "AIA_REDIS_URL": private.url,
+           "AIA_ADMIN_KEY_HASHES": hash_key(ADMIN)}
+    a = Server(Path("unused"), env, folder / "a.log")
+    b = Server(Path("unused"), env, folder / "b.log")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        session = httpx.post(f"{a.url}/v1/sessions", json={}).json()["id"]
+
+        def clip_on(server: Server, index: int) -> dict:
+            reply = httpx.post(f"{server.url}/v1/sessions/{session}/clips",
+                               params={"clip_index": str(index)}, data={"boxes": boxes_json()},
+                               files={"video": ("c.mp4", clip, "video/mp4")}, timeout=120)
+            assert reply.status_code == 200, reply.text
+            return dict(reply.json())
+
+        assert clip_on(a, 0)["model"]["version"] == old
+        new = publish(trained, models)
+        assert admin(a, "reload").json()["version"] == new  # A switches, B does not
+        on_a = clip_on(a, 1)
+        assert (on_a["model"]["version"], on_a["session"]["model_changed_from"]) == (new, old)
+        on_b = clip_on(b, 2)
+        assert on_b["model"]["version"] == old  # B still serves the old version ...
+        assert on_b["session"]["missing"] == [1]  # ... whose keys never saw clip 1
+        assert admin(b, "reload").json()["version"] == new
+        later = clip_on(b, 3)
+        assert later["model"]["version"] == new
+        assert later["session"]["model_changed_from"] is None  # A's takeover is found
+        assert later["session"]["missing"] == [2]  # the new version never saw clip 2
+        store = redis_client.Redis(port=private.port)
+        seconds = {v: {int(s) for s in store.hkeys(f"aia:{v}:{{{session}}}:mem")}
+                   for v in (old, new)}
+        store.close()
+        clip_s = round(on_a["video"]["duration_s"])
+        assert seconds[old] <= set(range(0, clip_s)) | set(range(2 * clip_s, 3 * clip_s))
+        assert seconds[new] <= set(range(clip_s, 2 * clip_s)) | set(range(3 * clip_s,
+                                                                          4 * clip_s))
+        assert seconds[old]
+        assert seconds[new]
+    finally:
+        a.stop()
+        b.stop()
+        private.stop()
