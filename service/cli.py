@@ -18,6 +18,7 @@ from exporters.artifact import (
 )
 from exporters.models_dir import version_path
 from service.logs import configure_logging
+from service.malloc import limit_arenas
 from service.settings import Device, RuntimeKind, Settings
 
 log = logging.getLogger("aia.service")
@@ -71,6 +72,7 @@ class DrainingServer(uvicorn.Server):
 def run(args: argparse.Namespace) -> int:
     from service.app import create_app
 
+    limit_arenas()  # before any thread: flat memory under load (service/malloc.py)
     settings = settings_from(args)
     configure_logging(settings.log_level)
     try:  # a wrong artifact or detector name stops here, before the port opens; the files

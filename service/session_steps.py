@@ -120,10 +120,25 @@ class SessionSteps:
                                          token=self.token if self.locked else None)
         except CommitUnknown:
             self.degraded = True
-            return CommitOutcome.unknown
+            return await self._settle(clip_index)
         except StoreUnavailable:  # CommitFenced included
             self.degraded = True
             return CommitOutcome.not_stored
+        return CommitOutcome.stored
+
+    async def _settle(self, clip_index: int) -> CommitOutcome:
+        """A commit whose reply never came: read its answer back. The commit carried a
+        deadline that has passed by now (the caller gave up after it), so what the read sees
+        is final: there, it was stored; absent, it never will be."""
+        if not self.locked:  # no token, no deadline: a late apply stays possible
+            return CommitOutcome.unknown
+        try:
+            stored = await self.store.get_clip(self.session, clip_index)
+        except StoreUnavailable:
+            return CommitOutcome.unknown
+        if stored is None:
+            return CommitOutcome.not_stored
+        self.degraded = False  # it was stored after all: the answer's memory stands
         return CommitOutcome.stored
 
     async def release(self) -> None:

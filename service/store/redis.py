@@ -21,7 +21,6 @@ import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from service.errors import SessionExists, SessionNotFound
@@ -49,16 +48,15 @@ _KNOWN_TTLS = 4096
 COMMIT_MARGIN_S = 0.25  # a commit must land this long before its caller gives up
 
 
-def commit_failure(err: StoreUnavailable, fenced: bool) -> StoreUnavailable:
-    """What a failed commit means for its clip. No reply in time with a deadline sent: it
-    can never apply (CommitFenced). No connection: it was never sent (CommitFenced). A
-    connection that broke once the commit was on its way: it may have applied
-    (CommitUnknown)."""
+def commit_failure(err: StoreUnavailable) -> StoreUnavailable:
+    """What a failed commit means for its clip. No connection: it was never sent
+    (CommitFenced). Anything else (no reply in time, a connection that broke under it): it
+    may have applied before its deadline, with the reply lost or late (CommitUnknown); the
+    deadline only promises it cannot apply after that, so a read once the deadline has
+    passed tells which (SessionSteps.commit asks)."""
     cause = err.__cause__
-    timed_out = isinstance(cause, TimeoutError | RedisTimeoutError)
-    never_sent = isinstance(cause, RedisConnectionError) and "connecting to" in str(cause)
-    if (timed_out and fenced) or never_sent:
-        return CommitFenced(f"{err}; the commit did not and will not apply")
+    if isinstance(cause, RedisConnectionError) and "connecting to" in str(cause):
+        return CommitFenced(f"{err}; the commit was never sent")
     return CommitUnknown(f"{err}; the commit may have applied")
 
 
@@ -176,7 +174,7 @@ class RedisStore:
         try:
             raw = (await self._round_trip("commit", call))[0]
         except StoreUnavailable as err:
-            raise commit_failure(err, fenced=args[7] != "") from err
+            raise commit_failure(err) from err
         if raw is None:
             raise SessionNotFound(f"session {session!r} does not exist or expired; create it")
         if raw == b"fenced":

@@ -289,3 +289,45 @@ def test_a_commit_whose_connection_breaks_is_unknown_not_fenced(
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_commit_without_a_reply_is_settled_by_reading_it_back(
+        throwaway_redis: ThrowawayRedis) -> None:
+    """SessionSteps: Redis stalls under the commit, so no reply comes in time. Still stalled
+    at the follow-up read: `unknown`. Back by then: the commit reached Redis after its
+    deadline, was fenced, and the read says `not_stored` for good."""
+    from service.schemas import CommitOutcome
+    from service.session_steps import SessionSteps
+
+    assert throwaway_redis.process is not None
+    process = throwaway_redis.process
+    url = f"redis://127.0.0.1:{throwaway_redis.port}/0"
+
+    class ResumesBeforeTheRead(RedisStore):
+        async def get_clip(self, session: str, clip_index: int) -> bytes | None:
+            process.send_signal(signal.SIGCONT)
+            return await super().get_clip(session, clip_index)
+
+    async def commit_while_stalled(store: RedisStore, index: int) -> CommitOutcome:
+        steps = SessionSteps(store, "s", lock_ttl_s=30)
+        await steps.record()
+        await steps.lock()
+        process.send_signal(signal.SIGSTOP)
+        try:
+            return await steps.commit(index, {index: np.ones((1, 4), np.float32)}, b"x", None)
+        finally:
+            process.send_signal(signal.SIGCONT)
+            await steps.release()
+
+    async def scenario() -> None:
+        stalled = RedisStore(url, "v", 600, timeout_s=0.3)
+        await stalled.create_session("s", ttl_s=60, lookahead_s=0)
+        assert await commit_while_stalled(stalled, 0) is CommitOutcome.unknown
+        await stalled.close()
+        resumed = ResumesBeforeTheRead(url, "v", 600, timeout_s=0.3)
+        assert await commit_while_stalled(resumed, 1) is CommitOutcome.not_stored
+        await asyncio.sleep(0.3)
+        assert await resumed.get_clip("s", 1) is None  # and it never lands
+        await resumed.close()
+
+    asyncio.run(scenario())
