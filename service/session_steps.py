@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -118,20 +119,21 @@ class SessionSteps:
         try:
             await self.store.commit_clip(self.session, clip_index, own, body, tracker=tracker,
                                          token=self.token if self.locked else None)
-        except CommitUnknown:
+        except CommitUnknown as err:
             self.degraded = True
-            return await self._settle(clip_index)
+            return await self._settle(clip_index, err.settle_at)
         except StoreUnavailable:  # CommitFenced included
             self.degraded = True
             return CommitOutcome.not_stored
         return CommitOutcome.stored
 
-    async def _settle(self, clip_index: int) -> CommitOutcome:
-        """A commit whose reply never came: read its answer back. The commit carried a
-        deadline that has passed by now (the caller gave up after it), so what the read sees
-        is final: there, it was stored; absent, it never will be."""
+    async def _settle(self, clip_index: int, settle_at: float) -> CommitOutcome:
+        """A commit whose reply never came: read its answer back once its deadline has
+        passed (`settle_at`; a broken connection fails sooner than that), so what the read
+        sees is final: there, it was stored; absent, it never will be."""
         if not self.locked:  # no token, no deadline: a late apply stays possible
             return CommitOutcome.unknown
+        await asyncio.sleep(max(0.0, settle_at - time.monotonic()))
         try:
             stored = await self.store.get_clip(self.session, clip_index)
         except StoreUnavailable:

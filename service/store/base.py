@@ -37,8 +37,12 @@ class CommitFenced(StoreUnavailable):
 
 
 class CommitUnknown(StoreUnavailable):
-    """The connection broke after the commit was sent: it may have applied. A retry of the
-    clip finds its stored answer if it did."""
+    """No reply to a sent commit: it may have applied. From `settle_at` (monotonic seconds)
+    on its deadline has passed, so a read of its answer then is final."""
+
+    def __init__(self, detail: str, settle_at: float = 0.0) -> None:
+        super().__init__(detail)
+        self.settle_at = settle_at
 
 
 class CodecError(ValueError):

@@ -48,16 +48,16 @@ _KNOWN_TTLS = 4096
 COMMIT_MARGIN_S = 0.25  # a commit must land this long before its caller gives up
 
 
-def commit_failure(err: StoreUnavailable) -> StoreUnavailable:
+def commit_failure(err: StoreUnavailable, give_up: float) -> StoreUnavailable:
     """What a failed commit means for its clip. No connection: it was never sent
     (CommitFenced). Anything else (no reply in time, a connection that broke under it): it
     may have applied before its deadline, with the reply lost or late (CommitUnknown); the
-    deadline only promises it cannot apply after that, so a read once the deadline has
-    passed tells which (SessionSteps.commit asks)."""
+    deadline only promises it cannot apply after `give_up` (a connection can break well
+    before it), so a read from then on tells which (SessionSteps.commit asks)."""
     cause = err.__cause__
     if isinstance(cause, RedisConnectionError) and "connecting to" in str(cause):
         return CommitFenced(f"{err}; the commit was never sent")
-    return CommitUnknown(f"{err}; the commit may have applied")
+    return CommitUnknown(f"{err}; the commit may have applied", settle_at=give_up)
 
 
 class RedisStore:
@@ -157,8 +157,10 @@ class RedisStore:
         `token`: fenced by the lock and by a deadline on the server's clock that falls
         before this call gives up, so a commit held up (Redis paused, a slow network)
         cannot land after the caller was told it was not stored."""
+        give_up = time.monotonic() + self.timeout_s  # the deadline falls before this
         args: list[Any] = [str(clip_index), self.max_seconds, SEEN_CAP, CACHED_RESPONSES,
-                           response, tracker or b"", token or "", self._deadline_ms(token)]
+                           response, tracker or b"", token or "",
+                           self._deadline_ms(token, give_up)]
         for second, vectors in writes.items():
             args += [str(int(second)), encode_vectors(vectors)]
         ttl = self._ttls.get(session)
@@ -174,7 +176,7 @@ class RedisStore:
         try:
             raw = (await self._round_trip("commit", call))[0]
         except StoreUnavailable as err:
-            raise commit_failure(err) from err
+            raise commit_failure(err, give_up) from err
         if raw is None:
             raise SessionNotFound(f"session {session!r} does not exist or expired; create it")
         if raw == b"fenced":
@@ -182,15 +184,15 @@ class RedisStore:
                                "lock had passed on or the commit arrived too late")
         return self._record(session, raw)
 
-    def _deadline_ms(self, token: str | None) -> str:
-        """The server time after which this commit must not apply: when this client will
-        have given up waiting (its timeout), read on the server's clock through the
-        token's anchor, less a margin for the reply's way back. '' without an anchor."""
+    def _deadline_ms(self, token: str | None, give_up: float) -> str:
+        """The server time after which this commit must not apply: `give_up` (monotonic,
+        when this client stops waiting) read on the server's clock through the token's
+        anchor, less a margin for the reply's way back. '' without an anchor."""
         anchor = self._anchors.get(token) if token is not None else None
         if anchor is None:
             return ""
         server_ms, local_s = anchor
-        give_up_s = time.monotonic() + self.timeout_s - local_s
+        give_up_s = give_up - local_s
         margin_s = min(COMMIT_MARGIN_S, self.timeout_s / 4)
         return str(server_ms + int((give_up_s - margin_s) * 1000))
 
