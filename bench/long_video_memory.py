@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -88,29 +85,13 @@ def slope(values: list[float]) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
-    from bench.serve import free_port, stop_process
+    from bench.processes import start_service
+    from bench.serve import stop_process
 
     folder = Path(tempfile.mkdtemp(prefix="aia-long-"))
     video = write_video(folder / "long.mp4", args.seconds, args.size)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIA_")}
-    cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
-    if args.model:
-        cmd += ["--model", str(args.model)]
-    with open(folder / "serve.log", "wb") as log:
-        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_service(folder / "serve.log", {}, args.model)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError((folder / "serve.log").read_text()[-2000:])
-            time.sleep(0.2)
         data: dict[str, str] = {}
         if args.boxes_every > 0:
             times = [float(t) for t in range(0, int(args.seconds), int(args.boxes_every))]

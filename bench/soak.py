@@ -17,10 +17,8 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.long_video_memory import rss_mb, slope
-from bench.serve import free_port, stop_process
+from bench.processes import PrivateRedis, start_service
+from bench.serve import stop_process
 
 if TYPE_CHECKING:
     import httpx
@@ -38,38 +37,6 @@ CLIP = ROOT / "docs" / "sample" / "clip.mp4"
 BOXES = ROOT / "docs" / "sample" / "boxes.json"
 DEFAULT_OUT = Path("bench/results/soak")
 MIX = (("detect", 0.45), ("detect-detector", 0.10), ("session", 0.30), ("bad", 0.15))
-
-
-class PrivateRedis:
-    """redis-server on a free port, every write appended to disk, so a restart keeps it."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port, self.folder = free_port(), folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.folder), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
-                                  capture_output=True, text=True, check=False)
-            if ping.stdout.strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 def bad_requests(url: str, video: bytes, session: str) -> list[tuple[str, dict[str, Any]]]:
@@ -349,7 +316,6 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import httpx
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
@@ -361,28 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="aia-soak-"))
     redis = PrivateRedis(folder)
     redis.start()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIA_")}
-    env["AIA_REDIS_URL"] = redis.url
-    cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
-    cmd += ["--model", str(args.model)] if args.model else []
-    with open(folder / "serve.log", "wb") as log:
-        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError((folder / "serve.log").read_text()[-2000:])
-            time.sleep(0.2)
-        result = asyncio.run(drive(args, redis, server, url))
+        server, url = start_service(folder / "serve.log", {"AIA_REDIS_URL": redis.url},
+                                    args.model)
+        try:
+            result = asyncio.run(drive(args, redis, server, url))
+        finally:
+            result_code = stop_process(server)
     finally:
-        result_code = stop_process(server)
         redis.stop()
     result["exit_status"] = result_code
     args.out.mkdir(parents=True, exist_ok=True)

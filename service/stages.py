@@ -128,7 +128,7 @@ class ModelStages:
         features per key frame). Key frames without persons skip graph 1."""
         step = self.options.max_batch
         if not frames.detect:
-            feats = _Features(frames, self.spec.feature_dim)
+            feats = _Features(len(frames.times), self.spec.feature_dim)
             busy = busy_in_time_order(frames)
             for start in range(0, len(busy), step):
                 rows = busy[start:start + step]
@@ -137,7 +137,7 @@ class ModelStages:
             await self._check_end(stream, frames, timings)
             return frames, feats.persons, feats.objects
         found = pending_frames(np.zeros(0))
-        feats = _Features(found, self.spec.feature_dim)
+        feats = _Features(0, self.spec.feature_dim)
         while True:
             times = await timed(timings, "decode", anyio.to_thread.run_sync(stream.take, step))
             if not len(times):
@@ -217,11 +217,11 @@ class ModelStages:
 class _Features:
     """Person [n,D] and object [o,D] features per key frame, filled a batch at a time."""
 
-    def __init__(self, frames: Frames, dim: int) -> None:
+    def __init__(self, keyframes: int, dim: int) -> None:
         self.dim = dim
         self.persons: list[np.ndarray] = []
         self.objects: list[np.ndarray] = []
-        self.grow(len(frames.times))
+        self.grow(keyframes)
 
     def grow(self, k: int) -> None:
         self.persons += [np.zeros((0, self.dim), np.float32) for _ in range(k)]

@@ -37,12 +37,12 @@ from service.metrics import Metrics
 from service.middleware import InFlight
 from service.schemas import ModelRef
 from service.settings import Settings
-from service.stages import EngineOptions, ServedModel
 from service.store import MemoryStore
 from service.versions import (
     LoadedVersion,
     Versions,
     artifact_formats,
+    build_engine,
     load_detector,
     load_version,
     model_ref,
@@ -65,12 +65,6 @@ def honesty_warning(artifact: Artifact) -> str | None:
             f"({data.label_set}), synthetic video only: its actions mean nothing on real "
             f"footage; the persons come from the detector. For real actions serve the "
             f"paper's AVA models: README, section \"Serving the paper's models\"")
-
-
-def build_engine(settings: Settings, served: ServedModel, store: MemoryStore,
-                 metrics: Metrics) -> Engine:
-    """The engine as the settings configure it: one place for the service and `aia detect`."""
-    return Engine(served, store, metrics, EngineOptions.from_settings(settings))
 
 
 @dataclass
@@ -131,18 +125,18 @@ class Service:
             log.warning(warning, extra={"model": version})
         self.store = self.versions.store(version)
         self.upload_dir = Path(tempfile.mkdtemp(prefix="aia-uploads-"))
-        self._warming = asyncio.create_task(self._warm(path), name="aia-warm-up")
+        self._warming = asyncio.create_task(self._warm(self.artifact), name="aia-warm-up")
         self._listen_for_reloads()
         log.info("starting", extra={"model": version, "runtime": s.runtime.value,
                                     "trained_on": self.model.trained_on,
                                     "detector": self.model.detector,
                                     "store": "redis" if s.redis_url else "local"})
 
-    async def _warm(self, path: Path) -> None:
+    async def _warm(self, artifact: Artifact) -> None:
         """Load the graphs and run them once off the event loop; then ready."""
         assert self.versions is not None
         try:
-            loaded = await load_version(path, self.settings, self.metrics, self.versions)
+            loaded = await load_version(artifact, self.settings, self.metrics, self.versions)
         except Exception as err:  # the process cannot serve: say why and stop
             self.failed = f"{type(err).__name__}: {err}"
             log.exception("model load failed; stopping")
@@ -177,7 +171,10 @@ class Service:
                 self.metrics.reloads.labels("unchanged").inc()
                 return self.current.model, self.previous
             try:
-                loaded = await load_version(path, self.settings, self.metrics, self.versions)
+                artifact = await anyio.to_thread.run_sync(load_artifact, path,
+                                                          artifact_formats(self.settings))
+                loaded = await load_version(artifact, self.settings, self.metrics,
+                                            self.versions)
             except Exception as err:
                 self.metrics.reloads.labels("failed").inc()
                 log.exception("reload refused; the served version keeps serving",

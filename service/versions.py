@@ -16,15 +16,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio.to_thread
 
-from exporters.artifact import Artifact, load_artifact
+from exporters.artifact import Artifact
 from exporters.models_dir import artifact_name, artifact_version, list_versions
 from service.batcher import Batcher
 from service.detection import Detector
-from service.engine import Engine
+from service.engine import Engine, SessionsElsewhere
 from service.metrics import Metrics
 from service.runtime import Runtime, load_runtime, warm_up
 from service.schemas import ModelRef
@@ -40,13 +39,15 @@ RETIRE_POLL_S = 0.05
 class LoadedVersion:
     """One model version, loaded, warmed up and ready to answer."""
 
-    version: str
-    path: Path
     artifact: Artifact
     model: ModelRef
     runtime: Runtime
     batcher: Batcher
     engine: Engine
+
+    @property
+    def version(self) -> str:
+        return self.model.version
 
 
 def model_version(artifact: Artifact) -> str:
@@ -81,6 +82,13 @@ def model_ref(artifact: Artifact, runtime: str, device: str,
                     device=device, trained_on=data.name, label_set=data.label_set,
                     real_footage=data.real_footage,
                     detector=chosen.name if chosen is not None else None)
+
+
+def build_engine(settings: Settings, served: ServedModel, store: MemoryStore, metrics: Metrics,
+                 sessions_elsewhere: SessionsElsewhere | None = None) -> Engine:
+    """The engine as the settings configure it: one place for the service and `aia detect`."""
+    return Engine(served, store, metrics, EngineOptions.from_settings(settings),
+                  sessions_elsewhere)
 
 
 def artifact_formats(settings: Settings) -> tuple[str, ...]:
@@ -134,13 +142,12 @@ class Versions:
             await store.close()
 
 
-async def load_version(path: Path, settings: Settings, metrics: Metrics,
+async def load_version(artifact: Artifact, settings: Settings, metrics: Metrics,
                        versions: Versions) -> LoadedVersion:
-    """Load, check and warm up the artifact at `path` off the event loop (raises what went
+    """Load and warm up a checked artifact's graphs off the event loop (raises what went
     wrong; nothing is served from it until it is returned)."""
     s = settings
     started = time.perf_counter()
-    artifact = await anyio.to_thread.run_sync(load_artifact, path, artifact_formats(s))
     version = model_version(artifact)
     runtime = await anyio.to_thread.run_sync(load_runtime, artifact, s.runtime, s.device)
     await anyio.to_thread.run_sync(warm_up, runtime, artifact.input)
@@ -148,12 +155,11 @@ async def load_version(path: Path, settings: Settings, metrics: Metrics,
                                               s.detector, s.detector_min_score)
     model = model_ref(artifact, runtime.name, runtime.device, s.detector)
     batcher = Batcher(runtime, s.max_batch, s.max_wait_ms, s.queue_size, observer=metrics)
-    engine = Engine(ServedModel(artifact, model, batcher, detector), versions.store(version),
-                    metrics, EngineOptions.from_settings(s),
-                    sessions_elsewhere=versions.session_elsewhere)
+    engine = build_engine(s, ServedModel(artifact, model, batcher, detector),
+                          versions.store(version), metrics, versions.session_elsewhere)
     log.info("version loaded", extra={"model": version, "device": runtime.device,
                                       "warm_up_s": round(time.perf_counter() - started, 3)})
-    return LoadedVersion(version, path, artifact, model, runtime, batcher, engine)
+    return LoadedVersion(artifact, model, runtime, batcher, engine)
 
 
 async def retire(old: LoadedVersion, metrics: Metrics) -> None:

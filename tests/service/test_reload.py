@@ -235,7 +235,7 @@ def test_two_replicas_switching_apart_never_mix_a_sessions_memory(
     B taking the session to the new version later finds A's record there."""
     import redis as redis_client
 
-    from tests.service.test_replicas import PrivateRedis
+    from bench.processes import PrivateRedis
 
     folder = tmp_path_factory.mktemp("two")
     private = PrivateRedis(folder)

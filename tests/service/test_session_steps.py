@@ -13,17 +13,19 @@ from service.session_steps import SessionSteps
 from service.store import LocalStore
 
 
-def store() -> LocalStore:
-    return LocalStore("v", ttl_s=60, max_seconds=100, max_sessions=10)
+async def locked_steps() -> tuple[LocalStore, SessionSteps]:
+    """A fresh in-process store with session "s", and a clip holding it by a 0.3 s lease."""
+    local = LocalStore("v", ttl_s=60, max_seconds=100, max_sessions=10)
+    await local.create_session("s", ttl_s=60, lookahead_s=0)
+    steps = SessionSteps(local, "s", lock_ttl_s=0.3)
+    await steps.record()
+    await steps.lock()
+    return local, steps
 
 
 def test_lease_is_kept_while_the_clip_runs_and_freed_after() -> None:
     async def scenario() -> None:
-        local = store()
-        await local.create_session("s", ttl_s=60, lookahead_s=0)
-        steps = SessionSteps(local, "s", lock_ttl_s=0.3)
-        await steps.record()
-        await steps.lock()
+        local, steps = await locked_steps()
         await asyncio.sleep(0.7)  # more than two leases: renewed meanwhile
         other = SessionSteps(local, "s", lock_ttl_s=0.3)
         with pytest.raises(ClipInFlight) as busy:
@@ -40,10 +42,7 @@ def test_lease_is_kept_while_the_clip_runs_and_freed_after() -> None:
 
 def test_a_commit_after_the_lease_passed_on_is_not_stored() -> None:
     async def scenario() -> None:
-        local = store()
-        await local.create_session("s", ttl_s=60, lookahead_s=0)
-        steps = SessionSteps(local, "s", lock_ttl_s=0.3)
-        await steps.lock()
+        local, steps = await locked_steps()
         assert steps._keeper is not None
         steps._keeper.cancel()  # the renewals stop (a replica stalled)
         await asyncio.sleep(0.4)
