@@ -20,3 +20,13 @@ def enlarge_boxes(boxes: np.ndarray, enlarge: tuple[float, float], width: int,
                      axis=1)  # [K,4]
     limits = np.array([width, height, width, height], np.float32)
     return np.minimum(np.maximum(grown, 0), limits).astype(np.float32)
+
+
+def person_test_rois(boxes: np.ndarray, enlarge: tuple[float, float], width: int,
+                     height: int) -> np.ndarray:
+    """The one rule for a person box given to graph 1 at test time, shared by validation,
+    held-out scoring and the service: normalised [n,4] (x1, y1, x2, y2) -> pixels of the
+    `width` x `height` clip, enlarged by `enlarge` and clipped; float32 [n,4]."""
+    scale = np.array([width, height, width, height], np.float32)
+    pixels = np.asarray(boxes, np.float32).reshape(-1, 4) * scale  # [n,4]
+    return enlarge_boxes(pixels, enlarge, width, height)

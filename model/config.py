@@ -210,6 +210,10 @@ class IAConfig:
     # M blocks add the per-second position vectors to the projected keys and values (the
     # reference) rather than to the block's key/value input
     positions_after_projection: bool = False
+    # M blocks also attend over the clip's own persons at second 0 (the reference). Off, the
+    # memory holds neighbouring seconds only, so person-person context of the key second comes
+    # from P blocks alone: Table 1's "without P" isolates person interaction this way
+    memory_current: bool = True
     dropout: float = 0.2
 
     def __post_init__(self) -> None:

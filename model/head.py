@@ -35,8 +35,8 @@ class AIAHead(nn.Module):
     """Person features + objects + memory -> action logits.
 
     The clip's own persons (detached, first `persons_per_second` of each clip) are added to
-    the memory at second 0 inside the graph, as the reference's memory window does; the
-    `memory` input holds the neighbouring seconds only.
+    the memory at second 0 inside the graph, as the reference's memory window does (unless
+    `ia.memory_current` is off); the `memory` input holds the neighbouring seconds only.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -130,6 +130,8 @@ class AIAHead(nn.Module):
         in_window = (seconds >= -self.cfg.memory_before) & (seconds <= self.cfg.memory_after)
         # second 0 of the input is ignored: the clip's own persons stand there
         neighbours = memory_mask & (memory_seconds != 0)
+        if not self.cfg.memory_current:
+            current_mask = torch.zeros_like(current_mask)
         mask = torch.cat([neighbours, current_mask], dim=1) & in_window  # [B,M+k]
         positions = (seconds + self.cfg.memory_before).clamp(0, self.cfg.window.span - 1)
         reduced = self.ia.reduce(self.ia.memory_reduce, feats)  # [B,M+k,C], once per clip

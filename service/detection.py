@@ -15,7 +15,7 @@ import numpy as np
 
 from exporters.artifact import InputSpec
 from exporters.detector_runtime import FrameDetections
-from model.boxes import enlarge_boxes
+from model.boxes import person_test_rois
 from service.params import BoxesAt
 from service.tracking import Tracker, TrackerState
 
@@ -73,8 +73,7 @@ def roi_boxes(frames: Frames, rows: Sequence[int], size: tuple[int, int],
     scale = np.array([width, height, width, height], np.float32)
     persons, objects = [], []
     for i, row in enumerate(rows):
-        pixels = frames.boxes[row] * scale  # [n,4]
-        grown = enlarge_boxes(pixels, spec.test_box_enlarge, width, height)
+        grown = person_test_rois(frames.boxes[row], spec.test_box_enlarge, width, height)
         persons.append(np.concatenate([np.full((len(grown), 1), i, np.float32), grown], 1))
         things = frames.objects[row] * scale  # [o,4]
         objects.append(np.concatenate([np.full((len(things), 1), i, np.float32), things], 1))

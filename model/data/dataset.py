@@ -25,6 +25,7 @@ import numpy as np
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from model.boxes import person_test_rois
 from model.config import ModelConfig
 from model.data import transforms as tf
 from model.data.annotations import (
@@ -63,6 +64,9 @@ class LoaderOptions:
     seed: int = 0
     cache_dir: Path | None = None  # decoded windows kept here (None: decode every time)
     probe_videos: bool = True  # open every video up front so broken ones are skipped early
+    # person boxes grow as at test time (cfg.roi.test_enlarge): the service's rule, so that
+    # validation and held-out scores measure what the service serves
+    test_boxes: bool = False
 
 
 def train_options(**changes: Any) -> LoaderOptions:
@@ -71,8 +75,8 @@ def train_options(**changes: Any) -> LoaderOptions:
 
 
 def eval_options(**changes: Any) -> LoaderOptions:
-    return replace(LoaderOptions(persons=PersonSource.DETECTED, augment=tf.Augment.off()),
-                   **changes)
+    return replace(LoaderOptions(persons=PersonSource.DETECTED, augment=tf.Augment.off(),
+                                 test_boxes=True), **changes)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class AvaDataset(Dataset):
         self.split = split
         self.options = options if options is not None else LoaderOptions()
         self.spec = WindowSpec.from_input(cfg.input)
+        self.test_enlarge = cfg.roi.test_enlarge
         self.max_persons = self.options.max_persons or cfg.ia.max_persons
         self.max_objects = self.options.max_objects or cfg.ia.max_objects
         self.cache = (None if self.options.cache_dir is None
@@ -225,7 +230,10 @@ class AvaDataset(Dataset):
         height, width = window.shape[1:3]
         persons = self.persons(key, rng)
         obj = self.object_rows(key)
-        person_px = tf.to_pixels(persons.boxes, width, height)
+        if self.options.test_boxes:
+            person_px = person_test_rois(persons.boxes, self.test_enlarge, width, height)
+        else:
+            person_px = tf.to_pixels(persons.boxes, width, height)
         object_px = tf.to_pixels(self.objects.boxes[obj], width, height)
         flipped, aug = False, self.options.augment
         if rng is not None:

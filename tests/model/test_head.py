@@ -191,6 +191,23 @@ def test_other_clips_persons_are_never_attended(tiny_cfg) -> None:
     torch.testing.assert_close(head(changed, batch, *objs, *mem)[:2], out[:2])
 
 
+@pytest.mark.parametrize("current", [True, False])
+def test_memory_current_decides_whether_m_reads_the_clips_own_persons(tiny_cfg,
+                                                                       current: bool) -> None:
+    """The reference's M blocks read the key second's own persons; with `memory_current` off
+    (Table 1's "without P") a partner reaches a person through P blocks only."""
+    cfg = tiny_cfg.replace(ia={"blocks": ["M"], "memory_current": current})
+    head = make_head(cfg, "serial")
+    feats, batch = torch.randn(2, cfg.feature_dim), torch.tensor([0, 0])
+    objs = no_objects(cfg, 1)
+    memory = list(head_inputs(cfg, [2], [0], [3]))[4:]  # three neighbour slots
+    out = head(feats, batch, *objs, *memory)
+    partner = feats.clone()
+    partner[1] += 5.0
+    changed = head(partner, batch, *objs, *memory)[0]
+    assert torch.allclose(changed, out[0], atol=1e-6) is not current
+
+
 def test_memory_outside_the_window_is_ignored(tiny_cfg) -> None:
     head = make_head(tiny_cfg, "serial")
     inputs = list(head_inputs(tiny_cfg, [2], [1], [3]))

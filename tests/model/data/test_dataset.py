@@ -235,3 +235,29 @@ def test_undecodable_window_comes_back_as_skipped(toy_copy: Path, small_cfg: Mod
             item = ds[ds.keys.index(key)]
         assert isinstance(item, Skipped)
         assert (item.video_id, item.timestamp) == key
+
+
+def test_validation_and_the_service_pool_the_same_person_boxes(toy_root: Path,
+                                                               small_cfg: ModelConfig) -> None:
+    """One test-time box rule: what validation (and held-out scoring, which validates the
+    exported graphs) hands graph 1 is what the service hands it for the same detections."""
+    from exporters.artifact import InputSpec
+    from service.detection import Frames, roi_boxes
+
+    ds = AvaDataset(toy_root, "val", small_cfg, eval_options(person_threshold=0.0))
+    spec = InputSpec.from_config(small_cfg)
+    for video in ("three", "portrait"):
+        s = sample_at(ds, video, 1)
+        height, width = s.clip.shape[1:3]
+        frames = Frames(np.zeros(1), [s.person_boxes_norm], [s.person_scores],
+                        [np.zeros((0, 4), np.float32)])
+        served, persons = roi_boxes(frames, [0], (width, height), spec)
+        assert persons == len(s.person_boxes) > 0
+        np.testing.assert_array_equal(served[:persons, 1:], s.person_boxes)
+        plain = to_pixels(s.person_boxes_norm, width, height)
+        # enlarged as the reference tests (10% wider, 5% taller), never the raw detector box
+        widths = np.minimum(plain[:, 2] + 0.05 * (plain[:, 2] - plain[:, 0]), width) - \
+            np.maximum(plain[:, 0] - 0.05 * (plain[:, 2] - plain[:, 0]), 0)
+        np.testing.assert_allclose(s.person_boxes[:, 2] - s.person_boxes[:, 0], widths,
+                                   rtol=1e-5)
+        assert not np.allclose(s.person_boxes, plain)
