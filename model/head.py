@@ -122,17 +122,19 @@ class AIAHead(nn.Module):
     ) -> Context:
         assert self.ia is not None
         k = self.cfg.persons_per_second
-        # memory features carry no gradient, the current clip's included
-        current, current_mask = pad_per_clip(person_feats.detach(), person_batch, num_clips, k)
-        feats = torch.cat([memory, current], dim=1)  # [B,M+k,D]
-        seconds = torch.cat([memory_seconds, torch.zeros_like(current_mask, dtype=torch.long)],
-                            dim=1)
+        # second 0 of the input is ignored: the clip's own persons stand there (or, with
+        # memory_current off, nobody does)
+        feats, seconds, mask = memory, memory_seconds, memory_mask & (memory_seconds != 0)
+        if self.cfg.memory_current:
+            # memory features carry no gradient, the current clip's included
+            current, current_mask = pad_per_clip(person_feats.detach(), person_batch,
+                                                 num_clips, k)
+            feats = torch.cat([memory, current], dim=1)  # [B,M+k,D]
+            seconds = torch.cat([memory_seconds,
+                                 torch.zeros_like(current_mask, dtype=torch.long)], dim=1)
+            mask = torch.cat([mask, current_mask], dim=1)  # [B,M+k]
         in_window = (seconds >= -self.cfg.memory_before) & (seconds <= self.cfg.memory_after)
-        # second 0 of the input is ignored: the clip's own persons stand there
-        neighbours = memory_mask & (memory_seconds != 0)
-        if not self.cfg.memory_current:
-            current_mask = torch.zeros_like(current_mask)
-        mask = torch.cat([neighbours, current_mask], dim=1) & in_window  # [B,M+k]
+        mask = mask & in_window
         positions = (seconds + self.cfg.memory_before).clamp(0, self.cfg.window.span - 1)
         reduced = self.ia.reduce(self.ia.memory_reduce, feats)  # [B,M+k,C], once per clip
         ctx = self.group_context(reduced, mask, person_batch, positions)

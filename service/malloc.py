@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import os
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
-
-log = logging.getLogger("aia.service")
 
 
 def limit_arenas(arenas: int = ARENAS) -> bool:

@@ -28,7 +28,8 @@ class Variant:
     structure: str
     memory: str
     # M blocks see the key second's own persons; "without P" turns this off too, or its M
-    # blocks would read the partner at second 0 (the person family: 0.718 with, 0.714 without)
+    # blocks would read the partner at second 0 (generator v2, one seed: O+M scored 0.718 on
+    # the person family, the full model 0.714)
     memory_current: bool = True
 
 

@@ -100,14 +100,16 @@ def _value(point: dict[str, Any], family: str | None) -> float | None:
     return point["map"] if family is None else point["families"].get(family)
 
 
+def _by_seed(row: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """A variant's validated runs by seed."""
+    return {s: r for s, r in zip(row.get("seeds", []), row.get("runs", []), strict=True) if r}
+
+
 def _compare(rows: dict[str, dict[str, Any]], a: str, b: str, family: str | None = None
              ) -> tuple[float | None, str | None, float | None]:
     """Mean over paired seeds of mAP (or a family's) of a minus b at the last validated step
     every seed of both reached, that step, and the sd of the paired differences."""
-    runs_a = {s: r for s, r in zip(rows.get(a, {}).get("seeds", []),
-                                   rows.get(a, {}).get("runs", []), strict=True) if r}
-    runs_b = {s: r for s, r in zip(rows.get(b, {}).get("seeds", []),
-                                   rows.get(b, {}).get("runs", []), strict=True) if r}
+    runs_a, runs_b = _by_seed(rows.get(a, {})), _by_seed(rows.get(b, {}))
     paired = sorted(set(runs_a) & set(runs_b))
     if not paired:
         return None, None, None
