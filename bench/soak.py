@@ -1,14 +1,17 @@
 """`python -m bench.soak`: a real `aia serve` on a private Redis under N clients for M
 minutes, mixing whole-video detects (boxes given, or the detector), session clips (with
-retries of the same index) and bad inputs; Redis is restarted halfway through.
+retries of the same index) and bad inputs; Redis is restarted `--redis-restarts` times,
+evenly spaced (once, halfway, by default).
 
 What it checks, and writes (JSON, markdown, PNG) to --out:
 - statuses per kind of request, and that no answer is a 5xx;
 - session memory: every clip answered with memory stored is in the session's `seen`, no clip
   answered `degraded` is (a late commit), and a retry of a stored clip returns the first
   answer byte for byte;
-- RSS of the server over time (slope, after the first minute), throughput per minute, the
-  latency of /health/live (the event loop answering while requests run).
+- RSS of the server over time: the slope after the first minute, and per window between
+  Redis restarts (slope, residual sd, and whether its drift across the window stays inside
+  that sd: flat); throughput per minute; the latency of /health/live (the event loop
+  answering while requests run).
 """
 
 from __future__ import annotations
@@ -91,6 +94,10 @@ class SessionLog:
     in_doubt: set[int] = field(default_factory=set)  # answered: unknown (retried until known)
     in_doubt_answers: int = 0
     duplicate_mismatches: int = 0
+    # a retry of a stored clip while the store was down: computed again, answered not stored
+    # (true of that attempt: the store could not say it was a duplicate); the first stays
+    stored_then_not_stored: int = 0
+    history: list[tuple[int, str]] = field(default_factory=list)  # (index, answer) in order
 
 
 @dataclass
@@ -145,8 +152,10 @@ class Soak:
                                 params={"clip_index": str(index)}, data={"boxes": self.boxes},
                                 files={"video": ("clip.mp4", self.video, "video/mp4")})
         if reply.status_code != 200:
+            log.history.append((index, str(reply.status_code)))
             return reply
         if reply.headers.get("x-clip-status") == "duplicate":
+            log.history.append((index, "duplicate"))
             if index in log.stored and reply.content != log.answers[index]:
                 log.duplicate_mismatches += 1
             if index in log.in_doubt:  # the unknown commit had landed: this is its answer
@@ -155,6 +164,7 @@ class Soak:
                 log.answers[index] = reply.content
             return reply
         commit = reply.json()["session"]["commit"]
+        log.history.append((index, commit))
         if commit == "stored":
             log.stored.add(index)
             log.degraded.discard(index)  # a retry that was stored supersedes the others
@@ -163,6 +173,8 @@ class Soak:
         elif commit == "unknown":
             log.in_doubt.add(index)
             log.in_doubt_answers += 1
+        elif index in log.stored:
+            log.stored_then_not_stored += 1
         else:
             log.degraded.add(index)
         return reply
@@ -185,14 +197,46 @@ async def sample(url: str, pid: int, started: float, end: float,
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
 
 
-async def restart_redis(redis: PrivateRedis, at_s: float, down_s: float,
-                        events: list[dict[str, float]], started: float) -> None:
-    await asyncio.sleep(at_s)
-    events.append({"t": round(time.monotonic() - started, 2), "event": "redis stopped"})
-    await asyncio.to_thread(redis.stop)
-    await asyncio.sleep(down_s)
-    await asyncio.to_thread(redis.start)
-    events.append({"t": round(time.monotonic() - started, 2), "event": "redis started"})
+def restart_times(minutes: float, restarts: int) -> list[float]:
+    """Seconds from the start at which Redis stops: `restarts` of them, evenly spaced."""
+    return [minutes * 60 * (i + 1) / (restarts + 1) for i in range(restarts)]
+
+
+async def restart_redis(redis: PrivateRedis, at_s: list[float], down_s: float,
+                        events: list[dict[str, Any]], started: float) -> None:
+    for at in at_s:
+        await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
+        events.append({"t": round(time.monotonic() - started, 2), "event": "redis stopped"})
+        await asyncio.to_thread(redis.stop)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(redis.start)
+        events.append({"t": round(time.monotonic() - started, 2), "event": "redis started"})
+
+
+def rss_windows(samples: list[dict[str, float]], events: list[dict[str, Any]],
+                skip_s: float = 60.0) -> list[dict[str, float | bool]]:
+    """RSS per window between Redis stops (after the first `skip_s`, the warm-up): the
+    least-squares slope, the residual sd, and flat = the fitted drift across the window is
+    within that sd (a slope inside the noise)."""
+    import numpy as np
+
+    cuts = [skip_s, *(e["t"] for e in events if e["event"] == "redis stopped"), np.inf]
+    windows = []
+    for begin, end in itertools.pairwise(cuts):
+        inside = [s for s in samples if begin <= s["t"] < end]
+        if len(inside) < 10:
+            continue
+        t = np.array([s["t"] for s in inside]) / 60  # minutes
+        rss = np.array([s["rss_mb"] for s in inside])
+        fit = np.polyfit(t, rss, 1)
+        sd = float(np.std(rss - np.polyval(fit, t)))
+        drift = float(fit[0] * (t[-1] - t[0]))
+        windows.append({"from_s": float(inside[0]["t"]), "to_s": float(inside[-1]["t"]),
+                        "mean_mb": round(float(rss.mean()), 1),
+                        "slope_mb_per_minute": round(float(fit[0]), 2),
+                        "residual_sd_mb": round(sd, 2), "drift_mb": round(drift, 1),
+                        "flat": abs(drift) <= sd})
+    return windows
 
 
 async def drive(args: argparse.Namespace, redis: PrivateRedis, server: subprocess.Popen[bytes],
@@ -208,7 +252,8 @@ async def drive(args: argparse.Namespace, redis: PrivateRedis, server: subproces
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
         await asyncio.gather(
             sample(url, server.pid, started, soak.end, samples),
-            restart_redis(redis, args.minutes * 30, args.redis_down_s, events, started),
+            restart_redis(redis, restart_times(args.minutes, args.redis_restarts),
+                          args.redis_down_s, events, started),
             *(soak.client(http, seed) for seed in range(args.clients)))
         seen = {}
         for log in soak.sessions:
@@ -239,6 +284,7 @@ def summarise(args: argparse.Namespace, soak: Soak, samples: list[dict[str, floa
     live = [s["live_s"] for s in samples if s["live_s"] == s["live_s"]]
     return {
         "clients": args.clients, "minutes": args.minutes, "events": events,
+        "server_env": getattr(args, "server_env", []),
         "requests": len(soak.records),
         "server_errors": sum(1 for r in soak.records if r.status >= 500),
         "bad_inputs_not_4xx": sum(1 for r in soak.records if r.kind.startswith("bad:")
@@ -248,15 +294,23 @@ def summarise(args: argparse.Namespace, soak: Soak, samples: list[dict[str, floa
         "session_clips_stored": sum(len(log.stored) for log in soak.sessions),
         "session_clips_degraded": sum(len(log.degraded) for log in soak.sessions),
         "lost_session_memory": lost, "late_commits": late,
+        # what each client was told about a clip found lost or late, in order
+        "late_or_lost_histories": [
+            {"session": log.id, "index": i, "answers": [a for j, a in log.history if j == i]}
+            for log in soak.sessions
+            for i in sorted((log.degraded & seen[log.id]) | (log.stored - seen[log.id]))],
         "commits_unknown_answers": sum(log.in_doubt_answers for log in soak.sessions),
         "commits_unknown_unresolved": unresolved,
+        "retries_of_stored_answered_not_stored": sum(log.stored_then_not_stored
+                                                     for log in soak.sessions),
         "duplicate_mismatches": sum(log.duplicate_mismatches for log in soak.sessions),
         "requests_per_minute": minute,
         "rss_mb": {"first": samples[0]["rss_mb"], "last": samples[-1]["rss_mb"],
                    "max": max(s["rss_mb"] for s in samples),
                    "slope_mb_per_minute_after_1min": round(slope(steady) * 60, 2)
                    if len(steady) > 2 else None,
-                   "noise_mb": round(float(np.std(steady)), 2) if steady else None},
+                   "noise_mb": round(float(np.std(steady)), 2) if steady else None,
+                   "windows": rss_windows(samples, events)},
         "health_live_s": {"p50": round(float(np.percentile(live, 50)), 4),
                           "p99": round(float(np.percentile(live, 99)), 4),
                           "max": round(max(live), 4)},
@@ -275,8 +329,15 @@ def markdown(result: dict[str, Any]) -> str:
              f"{result['lost_session_memory']}, late commits {result['late_commits']}, "
              f"duplicates not byte-equal {result['duplicate_mismatches']}; commits answered "
              f"unknown {result['commits_unknown_answers']} (unresolved after retries "
-             f"{result['commits_unknown_unresolved']})",
-             f"- RSS (MB): {result['rss_mb']}", f"- /health/live (s): "
+             f"{result['commits_unknown_unresolved']}); retries of a stored clip answered "
+             f"not stored (store down) {result['retries_of_stored_answered_not_stored']}",
+             "- RSS (MB): " + ", ".join(f"{k} {v}" for k, v in result["rss_mb"].items()
+                                         if k != "windows"),
+             *(f"  - {w['from_s']:.0f}-{w['to_s']:.0f} s: mean {w['mean_mb']} MB, slope "
+               f"{w['slope_mb_per_minute']} MB/min, drift {w['drift_mb']} MB vs residual sd "
+               f"{w['residual_sd_mb']} MB: {'flat' if w['flat'] else 'NOT flat'}"
+               for w in result["rss_mb"]["windows"]),
+             f"- /health/live (s): "
              f"{result['health_live_s']}",
              f"- requests per minute: {result['requests_per_minute']}",
              f"- events: {result['events']}", "",
@@ -309,8 +370,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for event in result["events"]:
         for ax in axes:
             ax.axvline(event["t"], color="grey", linestyle="--", linewidth=0.8)
+    restarts = sum(1 for e in result["events"] if e["event"] == "redis stopped")
     fig.suptitle(f"aia serve soak: {result['clients']} clients, {result['minutes']:g} min, "
-                 "Redis restarted halfway")
+                 f"Redis restarted {restarts}x")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
@@ -320,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--redis-down-s", type=float, default=3.0)
+    parser.add_argument("--redis-restarts", type=int, default=1)
+    parser.add_argument("--server-env", action="append", default=[], metavar="AIA_X=VALUE",
+                        help="a setting for the server (repeatable), e.g. AIA_MALLOC_TRIM_S=0")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -327,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     redis = PrivateRedis(folder)
     redis.start()
     try:
-        server, url = start_service(folder / "serve.log", {"AIA_REDIS_URL": redis.url},
+        env = dict(item.split("=", 1) for item in args.server_env)
+        server, url = start_service(folder / "serve.log", {"AIA_REDIS_URL": redis.url, **env},
                                     args.model)
         try:
             result = asyncio.run(drive(args, redis, server, url))

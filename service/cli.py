@@ -18,7 +18,7 @@ from exporters.artifact import (
 )
 from exporters.models_dir import version_path
 from service.logs import configure_logging
-from service.malloc import limit_arenas
+from service.malloc import fix_mmap_threshold, limit_arenas
 from service.settings import Device, RuntimeKind, Settings
 
 log = logging.getLogger("aia.service")
@@ -72,8 +72,10 @@ class DrainingServer(uvicorn.Server):
 def run(args: argparse.Namespace) -> int:
     from service.app import create_app
 
-    limit_arenas()  # before any thread: flat memory under load (service/malloc.py)
     settings = settings_from(args)
+    # before any thread starts: memory that goes back to the system (service/malloc.py)
+    limit_arenas()
+    fix_mmap_threshold(settings.malloc_mmap_threshold)
     configure_logging(settings.log_level)
     try:  # a wrong artifact or detector name stops here, before the port opens; the files
         # themselves are checked once, when the app loads the artifact

@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.malloc import MMAP_THRESHOLD
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "artifacts" / "aia-synth-tiny"
 
 
@@ -82,6 +84,11 @@ class Settings(BaseSettings):
     # a session clip's lock is a lease renewed every third of it while the clip runs: a
     # replica that dies or loses Redis holds the session for at most this long
     session_lock_s: float = Field(10.0, gt=0)
+
+    # memory handed back to the system (service/malloc.py): arrays this large or larger get
+    # their own mapping (0: glibc's moving threshold); free pages trimmed this often (0: never)
+    malloc_mmap_threshold: int = Field(MMAP_THRESHOLD, ge=0, le=32 * 1024 * 1024)
+    malloc_trim_s: float = Field(10.0, ge=0)
 
     # auth: sha256 hex digests of accepted API keys (comma separated); empty -> open
     api_key_hashes: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -33,6 +33,7 @@ from service.cutoff import Cutoff, cutoff_after
 from service.decode import Limits
 from service.engine import Engine
 from service.errors import NotReady, ReloadFailed, ServiceError, VersionNotFound
+from service.malloc import trim
 from service.metrics import Metrics
 from service.middleware import InFlight
 from service.schemas import ModelRef
@@ -127,6 +128,8 @@ class Service:
         self.upload_dir = Path(tempfile.mkdtemp(prefix="aia-uploads-"))
         self._warming = asyncio.create_task(self._warm(self.artifact), name="aia-warm-up")
         self._listen_for_reloads()
+        if s.malloc_trim_s > 0:
+            self._spawn(self._trim_memory(s.malloc_trim_s))
         log.info("starting", extra={"model": version, "runtime": s.runtime.value,
                                     "trained_on": self.model.trained_on,
                                     "detector": self.model.detector,
@@ -204,6 +207,13 @@ class Service:
         with contextlib.suppress(ServiceError):
             model, _ = await self.reload()
             log.info("reloaded", extra={"trigger": why, "model": model.version})
+
+    async def _trim_memory(self, every_s: float) -> None:
+        """Free pages back to the system now and then, so RSS follows the memory in use
+        (service/malloc.py); a thread, since trimming holds the allocator's locks."""
+        while True:
+            await asyncio.sleep(every_s)
+            await anyio.to_thread.run_sync(trim)
 
     def _listen_for_reloads(self) -> None:
         """SIGHUP reloads; with AIA_MODELS_WATCH_S, so does a change of `current`."""
