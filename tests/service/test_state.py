@@ -16,7 +16,7 @@ from service.settings import Settings
 def test_trim_runs_every_period_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     threads: list[threading.Thread] = []
     monkeypatch.setattr(state, "trim", lambda: threads.append(threading.current_thread()))
-    service = state.Service(Settings(malloc_trim_s=0.02), Metrics(CollectorRegistry()))
+    service = state.Service(Settings(), Metrics(CollectorRegistry()))
 
     async def main() -> None:
         with pytest.raises(TimeoutError):
