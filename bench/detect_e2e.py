@@ -98,12 +98,13 @@ def summary(result: EvalResult, labels: Sequence[Label]) -> dict[str, object]:
 def markdown(report: dict[str, object], command: str) -> str:
     results: dict[str, dict[str, object]] = report["results"]  # type: ignore[assignment]
     groups = sorted({g for r in results.values() for g in r["groups"]})  # type: ignore[union-attr]
+    classes = max(len(r["ap"]) for r in results.values())  # type: ignore[arg-type]
     lines = ["# End to end: detector + tracker + action model vs ground-truth boxes", "",
              f"`{command}`", "",
              f"Held-out synthetic set: {report['data']} ({report['videos']} videos, "
              f"{report['key_frames']} key frames; seed {report['seed']}), model "
              f"`{report['model']}`, the service's engine (`aia detect`), frame mAP@0.5 by "
-             "model.evaluate (`aia eval`'s numbers) over the 18 synthetic classes.", "",
+             f"model.evaluate (`aia eval`'s numbers) over the {classes} synthetic classes.", "",
              "| persons from | mAP | " + " | ".join(groups) + " | s per video |",
              "|---|---|" + "---|" * len(groups) + "---|"]
     for mode, r in results.items():

@@ -162,8 +162,8 @@ def check_detector_name(root: Path, name: str | None, names: Iterable[str]) -> N
 class Dataset:
     """What the action model was trained on, as every answer reports it."""
 
-    name: str  # e.g. "synthetic-interactions-v1", "ava-v2.2"
-    label_set: str  # e.g. "synthetic-18", "ava-v2.2-80"
+    name: str  # e.g. "synthetic-interactions-v3", "ava-v2.2"
+    label_set: str  # e.g. "synthetic-20", "ava-v2.2-80"
     real_footage: bool  # False: its actions mean nothing on real video
 
     @classmethod

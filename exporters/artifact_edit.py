@@ -146,8 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--replace", action="store_true", help="replace a detector of that name")
     data = sub.add_parser("set-dataset", help="record what the action model was trained on")
     data.add_argument("artifact", type=Path)
-    data.add_argument("--name", required=True, help="e.g. synthetic-interactions-v1, ava-v2.2")
-    data.add_argument("--label-set", required=True, help="e.g. synthetic-18, ava-v2.2-80")
+    data.add_argument("--name", required=True, help="e.g. synthetic-interactions-v3, ava-v2.2")
+    data.add_argument("--label-set", required=True, help="e.g. synthetic-20, ava-v2.2-80")
     kind = data.add_mutually_exclusive_group(required=True)
     kind.add_argument("--real-footage", action="store_true",
                       help="its actions mean something on real video")

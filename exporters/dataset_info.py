@@ -36,12 +36,12 @@ def _generator_version(data_root: str | None) -> int | None:
 def describe_dataset(labels: Sequence[Any], data_root: str | None = None) -> dict[str, Any]:
     """{name, label_set, real_footage} for a model's label table."""
     from model.labels import ava_labels
-    from model.synth.classes import CLASSES
+    from model.synth.classes import label_names
 
     names = _names(labels)
     if names == [label.name for label in ava_labels()]:
         return {"name": "ava-v2.2", "label_set": f"ava-v2.2-{len(names)}", "real_footage": True}
-    if names == [c.name for c in CLASSES]:
+    if tuple(names) in (label_names(3), label_names(2)):
         version = _generator_version(data_root)
         name = f"{SYNTHETIC}-v{version}" if version is not None else SYNTHETIC
         return {"name": name, "label_set": f"synthetic-{len(names)}", "real_footage": False}

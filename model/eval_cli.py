@@ -23,7 +23,7 @@ from model.data.ava_files import (
     read_numbered_rows,
     read_rows,
 )
-from model.evaluate import EvalResult, evaluate
+from model.evaluate import MAX_DETECTIONS_PER_KEYFRAME, EvalResult, evaluate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV with header columns id and group (e.g. the dataset's "
                              "labels.csv): also report mean AP per group")
     parser.add_argument("--json", type=Path, help="write the result as JSON here")
+    parser.add_argument("--max-per-keyframe", type=int, default=MAX_DETECTIONS_PER_KEYFRAME,
+                        metavar="N", help="prediction rows kept per key frame, best first (the "
+                        f"official {MAX_DETECTIONS_PER_KEYFRAME}); 0 keeps every row, a "
+                        "diagnostic for dense key frames, not the official number")
 
 
 def read_groups(path: Path) -> dict[int, str]:
@@ -110,7 +114,10 @@ def format_table(result: EvalResult, groups: dict[int, str] | None) -> str:
         for group, value in result.group_means(groups).items():
             lines.append(f"group {group:<{width - 1}}  {100 * value:6.2f}")
     shown = "     -" if math.isnan(result.mean_ap) else f"{100 * result.mean_ap:6.2f}"
-    lines.append(f"mAP@0.5IoU over {len(result.ap)} classes: {shown}")
+    cut = ("" if result.max_per_keyframe == MAX_DETECTIONS_PER_KEYFRAME else
+           f" (rows per key frame: {result.max_per_keyframe or 'all'}, not the official "
+           f"{MAX_DETECTIONS_PER_KEYFRAME})")
+    lines.append(f"mAP@0.5IoU over {len(result.ap)} classes: {shown}{cut}")
     return "\n".join(lines)
 
 
@@ -129,12 +136,16 @@ def run(args: argparse.Namespace) -> int:
         labels = read_label_map(args.labelmap)
         groups = read_groups(args.groups) if args.groups else None
         exclusions = read_exclusions(args.exclusions) if args.exclusions else set()
+        if args.max_per_keyframe < 0:
+            raise ValueError(f"--max-per-keyframe {args.max_per_keyframe}: must be >= 0 "
+                             "(0: no cut)")
         steps.update()
         gt_rows = read_rows(args.gt, "person_id")
         steps.update()
         pred_rows = _read_predictions(args.pred)
         steps.update()
-        result = evaluate(gt_rows, pred_rows, labels, exclusions)
+        result = evaluate(gt_rows, pred_rows, labels, exclusions,
+                          args.max_per_keyframe or None)
         steps.update()
         if args.json:
             data = result.to_dict(groups)

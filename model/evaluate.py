@@ -57,6 +57,7 @@ class EvalResult:
     num_gt: Mapping[int, int]  # ground-truth boxes per label-map class
     num_detections: Mapping[int, int]  # scored detections per label-map class
     counts: Mapping[str, int] = field(default_factory=dict)  # rows and key frames dropped/kept
+    max_per_keyframe: int | None = MAX_DETECTIONS_PER_KEYFRAME  # the cut used (None: no cut)
 
     @property
     def unscored(self) -> tuple[int, ...]:
@@ -80,7 +81,7 @@ class EvalResult:
         out: dict[str, object] = {
             "mAP": clean(self.mean_ap),
             "iou_threshold": IOU_THRESHOLD,
-            "max_detections_per_keyframe": MAX_DETECTIONS_PER_KEYFRAME,
+            "max_detections_per_keyframe": self.max_per_keyframe,
             "classes": [
                 {"id": c, "name": self.names[c], "ap": clean(self.ap.get(c, math.nan)),
                  "num_gt": self.num_gt[c], "num_detections": self.num_detections[c]}
@@ -327,14 +328,21 @@ def evaluate(
     pred_rows: Sequence[Row],
     labels: Mapping[int, str],
     exclusions: Collection[Key] = frozenset(),
+    max_per_keyframe: int | None = MAX_DETECTIONS_PER_KEYFRAME,
 ) -> EvalResult:
     """Frame mAP of `pred_rows` (value = score) against `gt_rows` (value = person id or None)
-    over the classes of `labels`; `exclusions` are (video_id, timestamp) key frames."""
+    over the classes of `labels`; `exclusions` are (video_id, timestamp) key frames.
+
+    `max_per_keyframe` is the official 50-row cut; None scores every row. The cut is shared by
+    all classes of a key frame, so with many persons and classes a class whose scores run
+    lower than the others' loses rows to them (a diagnostic, not the official number)."""
     if not labels or min(labels) < 1:
         raise ValueError(f"label map ids must be >= 1 and there must be some: {sorted(labels)}")
+    if max_per_keyframe is not None and max_per_keyframe < 1:
+        raise ValueError(f"max_per_keyframe must be >= 1 or None, got {max_per_keyframe}")
     class_ids = np.array(sorted(labels), np.int64)
     pred, gt, n_keys, dropped = _load(gt_rows, pred_rows, class_ids, exclusions)
-    det = _official_lists(pred, n_keys, MAX_DETECTIONS_PER_KEYFRAME)
+    det = _official_lists(pred, n_keys, max_per_keyframe)
     valid = (det.box[:, 0] < det.box[:, 2]) & (det.box[:, 1] < det.box[:, 3])
     det = det.take(np.flatnonzero(valid))
     gt = _official_lists(gt, n_keys, None)
@@ -359,5 +367,5 @@ def evaluate(
         num_gt={int(i): int(n) for i, n in zip(class_ids, num_gt, strict=True)},
         num_detections={int(i): int(bounds[c + 1] - bounds[c])
                         for c, i in enumerate(class_ids)},
-        counts=counts,
+        counts=counts, max_per_keyframe=max_per_keyframe,
     )

@@ -67,8 +67,8 @@ class ModelRef(BaseModel):
     runtime: str
     device: str
     trained_on: str = Field(description="the action model's training data, e.g. "
-                            "synthetic-interactions-v1 or ava-v2.2")
-    label_set: str = Field(description="its action classes, e.g. synthetic-18, ava-v2.2-80")
+                            "synthetic-interactions-v3 or ava-v2.2")
+    label_set: str = Field(description="its action classes, e.g. synthetic-20, ava-v2.2-80")
     real_footage: bool = Field(description="false: trained on synthetic video only; its "
                                "actions mean nothing on real footage")
     detector: str | None = Field(description="the artifact detector that finds persons when "

@@ -17,7 +17,7 @@ import numpy as np
 
 from model.synth.annotate import MIN_VISIBLE
 from model.synth.body import Box, object_shapes, station_shapes, walker_shapes
-from model.synth.dataset import GENERATOR_VERSION, SynthSpec, make_scene
+from model.synth.dataset import GENERATOR_VERSION, SCENES_SINCE, SynthSpec, make_scene
 from model.synth.raster import GLITCH_HALF
 from model.synth.scene import FOOT_HALF, Scene, camera_offset
 
@@ -116,9 +116,11 @@ def open_synth(root: str | Path) -> SynthDataset:
     if not isinstance(info, dict) or info.get("generator") != "aia synth":
         raise TruthError(f"{root}/dataset.json: not made by `aia synth` (no synth block); "
                          "the detector trains on synthetic data with exact boxes")
-    if info.get("version") != GENERATOR_VERSION:
-        raise TruthError(f"{root}: generator version {info.get('version')}, this code makes "
-                         f"{GENERATOR_VERSION}; regenerate the data with `aia synth`")
+    version = info.get("version")
+    if not isinstance(version, int) or not SCENES_SINCE <= version <= GENERATOR_VERSION:
+        raise TruthError(f"{root}: generator version {version}, this code renders the scenes "
+                         f"of versions {SCENES_SINCE}-{GENERATOR_VERSION}; regenerate the data "
+                         "with `aia synth`")
     width, height = info["size"]
     spec = SynthSpec(out=root, videos=int(info["videos"]), seconds=int(info["seconds"]),
                      seed=int(info["seed"]), width=int(width), height=int(height),

@@ -4,10 +4,11 @@ Labels (one row per label, boxes normalised to [0, 1], in the frame's camera pos
 - everyone visible (walkers: at least MIN_VISIBLE of their box inside the frame) gets exactly
   one pose label;
 - a person at a station also gets the object label of their own object, the person label of
-  their partner's pose (or alone), and 0-2 temporal labels: "after" when their last lamp flash
-  was 3-4 s before, "before" when the next is 3-4 s after. Temporal labels are only given when
-  no flash touches the 64-frame window (both flashes at least 2 s away) and the deciding flash
-  lies on an annotated, unexcluded key second (so its person features exist).
+  their partner's pose (or alone), the lamp label when their lamp flashes at the key frame
+  (its own second, as AVA labels every second), and 0-2 temporal labels: "after" when their
+  last lamp flash was 3-4 s before, "before" when the next is 3-4 s after. Temporal labels are
+  only given when no flash touches the 64-frame window (both flashes at least 2 s away) and the
+  deciding flash lies on an annotated, unexcluded key second (so its person features exist).
 Glitched key seconds are excluded timestamps and get no labels.
 
 Detector boxes imitate a real detector: jittered boxes, scores that drop with occlusion,
@@ -21,11 +22,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.data.ava_files import Row
-from model.synth.body import Box, object_shapes, station_pose, station_shapes, walker_shapes
+from model.synth.body import (
+    Box,
+    lamp_flash,
+    object_shapes,
+    station_pose,
+    station_shapes,
+    walker_shapes,
+)
 from model.synth.classes import (
     BALL_CATEGORY,
     BOX_CATEGORY,
     Pose,
+    lamp_id,
     object_id,
     person_id,
     pose_id,
@@ -86,7 +95,9 @@ def station_labels(scene: Scene, st: Station, second: int) -> tuple[int, ...]:
     if st.partner is not None:
         partner, _ = station_pose(scene.stations[st.partner], t)
     mode = segment_at(st.objects, t).value
-    return (pose_id(pose), object_id(mode), person_id(partner),
+    flash = lamp_flash(st, t)
+    lamp = () if flash is None else (lamp_id(flash),)
+    return (pose_id(pose), object_id(mode), person_id(partner), *lamp,
             *temporal_labels(scene, st, second))
 
 

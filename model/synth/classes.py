@@ -1,10 +1,12 @@
-"""The synthetic label set: four families, ids contiguous per family in the order pose, object,
-person, temporal, so a classifier config has one ClassGroup per family.
+"""The synthetic label set: five families, ids contiguous per family in the order pose, object,
+person, lamp, temporal, so a classifier config has one ClassGroup per family.
 
 Each family is decided by one kind of evidence, and only by it:
 - pose: the person's own appearance and motion inside the clip window (one per person);
 - object: the person's own object, outside the person's box (its kind, or how it moves);
 - person: the person's partner, outside the person's box (the partner's pose), or no partner;
+- lamp: the person's own lamp flashing at the key frame (red or green), plain in the box: as
+  AVA labels every second, this supervises the person features that memory later holds;
 - temporal: the person's lamp flashing 3-4 s before or after the key frame, never inside the
   64-frame window, so only person features of neighbouring seconds (memory) can tell.
 """
@@ -19,6 +21,7 @@ class Family(enum.StrEnum):
     POSE = "pose"
     OBJECT = "object"
     PERSON = "person"
+    LAMP = "lamp"
     TEMPORAL = "temporal"
 
 
@@ -70,6 +73,8 @@ def _classes() -> tuple[SynthClass, ...]:
         ("watch (a jumping person)", Family.PERSON, "person: partner jumps"),
         ("greet (a waving person)", Family.PERSON, "person: partner waves"),
         ("alone", Family.PERSON, "person: no partner"),
+        ("lamp lit red", Family.LAMP, "self: own lamp flashes red now"),
+        ("lamp lit green", Family.LAMP, "self: own lamp flashes green now"),
         ("lamp flashed red 3-4 s ago", Family.TEMPORAL, "memory-past: own lamp red 3-4 s before"),
         ("lamp flashed green 3-4 s ago", Family.TEMPORAL,
          "memory-past: own lamp green 3-4 s before"),
@@ -84,6 +89,12 @@ CLASSES: tuple[SynthClass, ...] = _classes()
 NUM_CLASSES = len(CLASSES)
 OBJECT_CATEGORIES: dict[int, str] = {1: "box", 2: "ball"}
 BOX_CATEGORY, BALL_CATEGORY = 1, 2
+
+def label_names(version: int) -> tuple[str, ...]:
+    """The class names a generator version wrote: version 3 added the lamp family, so the
+    names of versions 1 and 2 are these without it (their 18-class label sets)."""
+    return tuple(c.name for c in CLASSES if version >= 3 or c.family is not Family.LAMP)
+
 
 _FIRST = {f: min(c.id for c in CLASSES if c.family is f) for f in Family}
 
@@ -109,6 +120,10 @@ def person_id(partner_pose: Pose | None) -> int:
     if partner_pose is None:
         return _FIRST[Family.PERSON] + len(STATION_POSES)
     return _FIRST[Family.PERSON] + STATION_POSES.index(partner_pose)
+
+
+def lamp_id(flash: Flash) -> int:
+    return _FIRST[Family.LAMP] + int(flash)
 
 
 def temporal_id(flash: Flash, past: bool) -> int:

@@ -38,7 +38,10 @@ from model.synth.raster import Painter, background, render_frame
 from model.synth.scene import KEY_MARGIN, MIN_SECONDS, Scene, sample_scene
 from model.synth.video import choose_codec, write_video
 
-GENERATOR_VERSION = 2  # 2: lighting no longer wraps bright colours (raster._light)
+# 2: lighting no longer wraps bright colours (raster._light); 3: the lamp family (a flash
+# labelled at its own second), temporal ids move to 17-20; the rendered scenes are version 2's
+GENERATOR_VERSION = 3
+SCENES_SINCE = 2  # the oldest version whose videos and boxes this code renders identically
 MIN_HEIGHT = 48
 WRITTEN = ("dataset.json", "labels.pbtxt", "labels.csv", "annotations", "boxes", "videos")
 

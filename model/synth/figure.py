@@ -18,7 +18,7 @@ from model.synth.raster import Painter, background, render_frame
 from model.synth.scene import sample_scene
 
 FAMILY_COLOURS = {Family.POSE: "#ffffff", Family.OBJECT: "#ffb000", Family.PERSON: "#40c0ff",
-                  Family.TEMPORAL: "#ff60ff"}
+                  Family.LAMP: "#ff4040", Family.TEMPORAL: "#ff60ff"}
 
 
 def _short(label: int) -> str:
@@ -49,7 +49,7 @@ def key_frame_figure(out: Path, seed: int = 4, second: int = 8, width: int = 192
         ax.text(x1, y2 + 3, OBJECT_CATEGORIES[category], fontsize=5, color="#ffb000")
     ax.set_axis_off()
     ax.set_title(f"aia synth: key frame {second} s; labels: pose white, object orange, "
-                 "person blue, temporal pink", fontsize=7)
+                 "person blue, lamp red, temporal pink", fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

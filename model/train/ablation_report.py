@@ -19,10 +19,11 @@ PARALLEL = "P+O+M parallel"
 BASELINE = "baseline (no IA)"
 FROZEN = "dense serial, frozen memory"
 JOINT = "dense serial, joint memory"
-# family -> the variant that lacks the block deciding it (the full model minus one block type)
+# family -> the variant that lacks the block deciding it (the full model minus one block type);
+# pose and lamp are the person's own business at the key frame, so no block decides them
 REMOVALS = {"temporal": "P+O", "person": "O+M, M without second 0", "object": "P+M"}
 TOLERANCE = 0.02  # dense serial >= serial >= parallel, each up to this much below
-FAMILIES = ("pose", "object", "person", "temporal")
+FAMILIES = ("pose", "object", "person", "lamp", "temporal")
 
 
 @dataclass(frozen=True)

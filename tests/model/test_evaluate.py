@@ -286,6 +286,19 @@ def test_more_than_fifty_detections_on_a_key_frame(fillers: int, filler_class: i
     assert result.counts["pred_rows_over_cap"] == (1 if ap == 0.0 else 0)
 
 
+@pytest.mark.parametrize(("cut", "ap"), [(None, 1.0), (51, 1.0), (50, 0.0), (10, 0.0)])
+def test_the_cut_is_a_parameter(cut: int | None, ap: float) -> None:
+    """None keeps every row: the true positive below 50 fillers of a higher score counts."""
+    truth = [gt("v", 1, A, 1), gt("w", 1, A, 2)]
+    preds = [*_fillers(50, 2, 0.9), det("v", 1, A, 1, 0.5)]
+    result = evaluate(truth, preds, LABELS, max_per_keyframe=cut)
+    assert result.ap[1] == ap
+    assert result.max_per_keyframe == cut
+    assert result.to_dict()["max_detections_per_keyframe"] == cut
+    with pytest.raises(ValueError, match="max_per_keyframe"):
+        evaluate(truth, preds, LABELS, max_per_keyframe=0)
+
+
 @pytest.mark.parametrize("one_filler_class", [True, False])
 def test_ties_at_the_cut_follow_the_official_heap(one_filler_class: bool) -> None:
     # 50 rows of score 0.5 fill the heap; a 0.6 row evicts the smallest (score, class, ...)
@@ -378,6 +391,25 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     # without the exclusions the 0.95 false positive on v,2 ranks first
     assert main(args) == 0
     assert "mAP" in capsys.readouterr().out
+
+
+def test_cli_can_keep_every_row(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    truth = [gt("v", 1, A, 1), gt("w", 1, A, 2)]
+    write_rows(tmp_path / "gt.csv", truth, "person_id")
+    write_rows(tmp_path / "pred.csv", [*_fillers(50, 2, 0.9), det("v", 1, A, 1, 0.5)], "score")
+    write_label_map(tmp_path / "map.pbtxt", LABELS)
+    args = ["eval", "--gt", str(tmp_path / "gt.csv"), "--pred", str(tmp_path / "pred.csv"),
+            "--labelmap", str(tmp_path / "map.pbtxt"), "--json", str(tmp_path / "e.json")]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["classes"][0]["ap"] == 0.0
+    assert "not the official" not in capsys.readouterr().out
+    assert main([*args, "--max-per-keyframe", "0"]) == 0
+    assert "rows per key frame: all, not the official 50" in capsys.readouterr().out
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["classes"][0]["ap"] == 1.0
+    assert report["max_detections_per_keyframe"] is None
+    assert main([*args, "--max-per-keyframe", "-1"]) == 2
+    assert "--max-per-keyframe -1" in capsys.readouterr().err
 
 
 def test_cli_groups_from_a_label_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

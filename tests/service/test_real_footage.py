@@ -64,8 +64,8 @@ def check_answers(bodies: dict[str, dict[str, Any]]) -> str:
     assert all(not k["persons"] for k in cartoon["keyframes"]), "a person box on the cartoon"
     for body in bodies.values():
         model = body["model"]
-        assert model["trained_on"] == "synthetic-interactions-v1"
-        assert model["label_set"] == "synthetic-18"
+        assert model["trained_on"] == "synthetic-interactions-v3"
+        assert model["label_set"] == "synthetic-20"
         assert model["real_footage"] is False
         assert model["detector"] == "ssdlite-person"
         assert body["persons_from"] == "detector"
@@ -86,7 +86,7 @@ def test_aia_detect_finds_the_real_people(tmp_path: Path) -> None:
         first_lines.append(done.stderr.splitlines()[:2])
     check_answers(bodies)
     for first, warning in first_lines:  # said first, even with --quiet
-        assert "trained on synthetic-interactions-v1 (synthetic-18)" in first
+        assert "trained on synthetic-interactions-v3 (synthetic-20)" in first
         assert "'ssdlite-person'" in first
         assert "mean nothing on real footage" in warning
         assert "Serving the paper's models" in warning
@@ -118,8 +118,8 @@ def test_a_real_server_finds_the_real_people(server: Server) -> None:
             bodies[video] = answer.json()
         models = client.get("/v1/models").json()["models"][0]
     check_answers(bodies)
-    assert models["training"]["dataset"] == {"name": "synthetic-interactions-v1",
-                                             "label_set": "synthetic-18",
+    assert models["training"]["dataset"] == {"name": "synthetic-interactions-v3",
+                                             "label_set": "synthetic-20",
                                              "real_footage": False}
     assert models["detector"] == "ssdlite-person"
     log = server.log_text()

@@ -54,3 +54,20 @@ def test_a_dataset_not_from_aia_synth_is_refused(tiny_synth: Path, tmp_path: Pat
     (tmp_path / "dataset.json").write_text(json.dumps(data))
     with pytest.raises(TruthError, match="not made by `aia synth`"):
         open_synth(tmp_path)
+
+
+@pytest.mark.parametrize(("version", "accepted"), [(1, False), (2, True), (3, True), (4, False),
+                                                   ("3", False)])
+def test_versions_with_the_same_scenes_are_accepted(tiny_synth: Path, tmp_path: Path,
+                                                     version: object, accepted: bool) -> None:
+    """Version 3 changed labels only (SCENES_SINCE = 2): the detector's exact boxes of a
+    version-2 dataset are the same scenes, so it may train on either; version 1's lighting
+    differs and a newer one is unknown."""
+    data = json.loads((tiny_synth / "dataset.json").read_text())
+    data["synth"]["version"] = version
+    (tmp_path / "dataset.json").write_text(json.dumps(data))
+    if accepted:
+        assert open_synth(tmp_path).spec.seed == data["synth"]["seed"]
+    else:
+        with pytest.raises(TruthError, match="renders the scenes of versions 2-3"):
+            open_synth(tmp_path)

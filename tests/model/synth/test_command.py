@@ -58,7 +58,7 @@ def test_writes_every_file_of_the_contract(small: Path) -> None:
             assert path is not None
             assert path.is_file(), path
     assert read_label_map(layout.label_map) == {c.id: c.name for c in CLASSES}
-    assert len(CLASSES) == NUM_CLASSES == 18
+    assert len(CLASSES) == NUM_CLASSES == 20
     with open(small / "labels.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [int(r["id"]) for r in table] == list(range(1, NUM_CLASSES + 1))

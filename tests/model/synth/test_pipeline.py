@@ -32,14 +32,14 @@ def test_loader_batches_synth_for_the_network(data: Path, split: str) -> None:
     assert layout.label_table is not None
     labels = read_label_table(layout.label_table)
     groups = class_groups(labels)
-    assert [g.name for g in groups] == ["pose", "object", "person", "temporal"]
+    assert [g.name for g in groups] == ["pose", "object", "person", "lamp", "temporal"]
     cfg = preset("tiny").replace(classifier={"num_classes": len(labels),
                                              "groups": [g.__dict__ for g in groups]})
     options = train_options() if split == "train" else eval_options(person_threshold=0.5)
     dataset = AvaDataset(layout, split, cfg, options)
     batch = next(iter(make_loader(dataset, 4)))
     assert batch.clip.shape[1:2] == (cfg.input.frames,)
-    assert batch.targets.shape[1] == len(labels) == 18
+    assert batch.targets.shape[1] == len(labels) == 20
     assert batch.person_boxes.shape[0] > 0
     model = build_aia(cfg).eval()
     with torch.no_grad():

@@ -25,6 +25,7 @@ from model.synth.classes import (
     Pose,
     family_ids,
     family_of,
+    lamp_id,
     object_id,
     person_id,
     pose_id,
@@ -90,7 +91,31 @@ def test_no_flash_in_the_window_of_a_temporal_label() -> None:
                 for index in range(key - HALF_WINDOW, key + HALF_WINDOW):
                     assert lamp_flash(st, scene.frame_time(index)) is None
     assert labelled > 100
-    assert temporal == set(range(15, 19))
+    assert temporal == set(range(17, 21))
+
+
+def test_lamp_labels_are_the_flash_at_its_own_second() -> None:
+    """A lamp label is given exactly when the lamp flashes at the key frame, and never beside a
+    temporal label: a temporal label's own window holds no flash."""
+    lamp, temporal = set(family_ids(Family.LAMP)), set(family_ids(Family.TEMPORAL))
+    labelled = 0
+    for scene in scenes(6):
+        for second in scene.key_seconds:
+            if second in scene.glitches:
+                continue
+            for person in key_people(scene, second):
+                got = lamp & set(person.labels)
+                if person.pid >= len(scene.stations):
+                    assert not got
+                    continue
+                st = scene.stations[person.pid]
+                flash = dict(st.flashes).get(second)
+                assert flash == lamp_flash(st, scene.frame_time(scene.key_frame(second)))
+                assert got == (set() if flash is None else {lamp_id(flash)})
+                assert not (got and temporal & set(person.labels))
+                labelled += bool(got)
+    assert labelled > 100
+    assert lamp == {15, 16}
 
 
 def test_temporal_labels_follow_the_flash_3_to_4_seconds_away() -> None:
@@ -141,15 +166,17 @@ def test_families_and_classes_are_balanced() -> None:
     # needs a flash 3-4 s away with none within 2 s, at most 4 labels per 6 station seconds
     assert 0.75 * pose < per_family[Family.OBJECT] == per_family[Family.PERSON] < 0.9 * pose
     assert 0.4 * pose < per_family[Family.TEMPORAL] < 0.55 * pose
-    assert [c.id for c in CLASSES] == list(range(1, 19))
-    assert [family_of(i) for i in range(1, 19)] == sorted(
-        (family_of(i) for i in range(1, 19)), key=FAMILIES.index)
+    # a flash every 6 s of a station person's key seconds (walkers have no lamp)
+    assert 0.1 * pose < per_family[Family.LAMP] < 0.17 * pose
+    assert [c.id for c in CLASSES] == list(range(1, 21))
+    assert [family_of(i) for i in range(1, 21)] == sorted(
+        (family_of(i) for i in range(1, 21)), key=FAMILIES.index)
 
 
 def test_every_station_pose_and_person_class_occurs() -> None:
     rows = [r for scene in scenes(8) for r in annotation_rows(scene)]
     ids = {r.action_id for r in rows}
-    assert ids == set(range(1, 19))
+    assert ids == set(range(1, 21))
     assert {pose_id(p) for p in STATION_POSES} | {pose_id(Pose.WALK)} == set(
         family_ids(Family.POSE))
 
