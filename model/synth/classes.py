@@ -90,6 +90,7 @@ NUM_CLASSES = len(CLASSES)
 OBJECT_CATEGORIES: dict[int, str] = {1: "box", 2: "ball"}
 BOX_CATEGORY, BALL_CATEGORY = 1, 2
 
+
 def label_names(version: int) -> tuple[str, ...]:
     """The class names a generator version wrote: version 3 added the lamp family, so the
     names of versions 1 and 2 are these without it (their 18-class label sets)."""
