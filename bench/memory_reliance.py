@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from model.memory_window import MemoryWindow
+from model.evaluate import MAX_DETECTIONS_PER_KEYFRAME
 
 Keep = Callable[[int, int], bool]  # (key second, memory second) -> may memory hold it
 
@@ -35,7 +35,9 @@ CONDITIONS: dict[str, Keep] = {
     "no memory": lambda key, second: second == key,
     "only seconds >= 3 s away": lambda key, second: second == key or abs(second - key) >= 3,
 }
-CUTS: dict[str, int | None] = {"official (50 rows per key frame)": 50, "every row": None}
+CUTS: dict[str, int | None] = {
+    f"official ({MAX_DETECTIONS_PER_KEYFRAME} rows per key frame)": MAX_DETECTIONS_PER_KEYFRAME,
+    "every row": None}
 
 
 def kept_seconds(seconds: Mapping[int, Any], key: int, keep: Keep) -> dict[int, Any]:
@@ -43,22 +45,14 @@ def kept_seconds(seconds: Mapping[int, Any], key: int, keep: Keep) -> dict[int, 
     return {s: v for s, v in seconds.items() if keep(key, s)}
 
 
-def far_only_reaches_the_labels(window: MemoryWindow) -> bool:
-    """The far condition keeps the temporal family's evidence (3-4 s) only if the window
-    reaches that far on both sides."""
-    return window.before >= 4 and window.after >= 4
-
-
 def score(checkpoint: Path, data: Path, split: str, threads: int) -> dict[str, Any]:
     import torch
     from tqdm import tqdm
 
     from exporters.export import load_model
-    from model.data.ava_files import read_exclusions, read_rows
     from model.data.dataset import AvaDataset, eval_options
-    from model.evaluate import evaluate
     from model.labels import read_label_table
-    from model.train.validate import extract_video, predict_video
+    from model.train.validate import extract_video, predict_video, score_rows
 
     torch.set_num_threads(threads)
     state, cfg, model = load_model(checkpoint)
@@ -74,24 +68,15 @@ def score(checkpoint: Path, data: Path, split: str, threads: int) -> dict[str, A
             for name, keep in CONDITIONS.items():
                 predictions[name] += predict_video(model, cfg, video, [key],
                                                    kept_seconds(seconds, key, keep), device)
-    files = dataset.layout.split(split)
-    truth = read_rows(files.annotations, "person_id")
-    chosen = set(videos)
-    truth = [r for r in truth if r.video_id in chosen]
-    exclusions = read_exclusions(files.exclusions) if files.exclusions else set()
-    evaluated = {lb.id: lb.name for lb in labels if lb.evaluated}
-    groups = {lb.id: lb.group for lb in labels}
     rows = []
     for cut_name, cut in CUTS.items():
         for name, rows_of in predictions.items():
-            result = evaluate(truth, rows_of, evaluated, exclusions, cut)
+            result, families = score_rows(dataset, labels, videos, rows_of, cut)
             rows.append({"memory": name, "cut": cut_name, "map": result.mean_ap,
-                         "families": result.group_means(groups)})
+                         "families": families})
     return {"checkpoint": str(checkpoint), "step": state.get("step"), "data": str(data),
             "split": split, "videos": len(videos),
-            "window": [cfg.ia.memory_before, cfg.ia.memory_after],
-            "far_keeps_temporal_evidence": far_only_reaches_the_labels(cfg.ia.window),
-            "rows": rows}
+            "window": [cfg.ia.memory_before, cfg.ia.memory_after], "rows": rows}
 
 
 def render_markdown(report: dict[str, Any]) -> str:

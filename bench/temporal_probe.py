@@ -47,11 +47,11 @@ Store = Mapping[tuple[str, int], Second]
 
 
 def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
-    """Non-interpolated AP of binary labels y ranked by scores."""
-    order = np.argsort(-scores, kind="stable")
-    hits = y[order].astype(np.float64)
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / max(hits.sum(), 1.0))
+    """The evaluator's VOC AP of binary labels y ranked by scores (0 without positives)."""
+    from model.evaluate import average_precision as voc_ap
+
+    positives = int(y.sum())
+    return voc_ap(scores.copy(), y.astype(bool), positives) if positives else 0.0
 
 
 def own_at(store: Store, video: str, second: int, pid: int, width: int) -> np.ndarray:
@@ -158,7 +158,7 @@ def head_probe(store: Store, cfg: Any, columns: list[int], steps: int,
         by_video.setdefault(video, {})[second] = entry.feats
     keys = sorted(store)
     fit = [k for k in keys if int(k[0].rsplit("_", 1)[-1]) % 2 == 0]
-    held = [k for k in keys if k not in set(fit)]
+    held = sorted(set(keys) - set(fit))
 
     def forward(chosen: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         feats = torch.from_numpy(np.concatenate([store[k].feats for k in chosen]))
@@ -186,10 +186,10 @@ def head_probe(store: Store, cfg: Any, columns: list[int], steps: int,
             for c in range(len(columns))]
 
 
-def person_features(checkpoint: Path, data: Path, split: str, videos: int | None,
-                    threads: int) -> tuple[Store, list[tuple[int, str]], dict[str, Any]]:
+def person_features(checkpoint: Path, data: Path, split: str, videos: int | None, threads: int
+                    ) -> tuple[Store, list[tuple[int, str]], Any, dict[str, Any]]:
     """Pre-IA features of the ground-truth persons of every key second, the temporal classes
-    (id, name) and facts about the run."""
+    (id, name), the model config and facts about the run."""
     import torch
 
     from exporters.export import load_model
@@ -215,17 +215,15 @@ def person_features(checkpoint: Path, data: Path, split: str, videos: int | None
                     store[(video, meta.timestamp)] = Second(
                         feats[rows], batch.person_ids.numpy()[rows],
                         batch.targets.numpy()[rows])
-    facts = {"checkpoint": str(checkpoint), "step": state.get("step"), "config": cfg,
-             "data": str(data),
+    facts = {"checkpoint": str(checkpoint), "step": state.get("step"), "data": str(data),
              "split": split, "videos": len(chosen), "seconds": len(store),
              "persons_per_second": float(np.mean([len(e.ids) for e in store.values()]))}
-    return store, temporal, facts
+    return store, temporal, cfg, facts
 
 
 def run(checkpoint: Path, data: Path, split: str, videos: int | None, threads: int,
         head_steps: int = 0, identity_hint: bool = False) -> dict[str, Any]:
-    store, temporal, facts = person_features(checkpoint, data, split, videos, threads)
-    cfg = facts.pop("config")
+    store, temporal, cfg, facts = person_features(checkpoint, data, split, videos, threads)
     columns = [cid - 1 for cid, _ in temporal]
     x, y, odd = oracle_rows(store, columns)
     probs = logistic(x, y, ~odd)

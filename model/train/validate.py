@@ -19,7 +19,7 @@ from model.config import ModelConfig
 from model.data.ava_files import Row, read_exclusions, read_rows, write_rows
 from model.data.dataset import AvaDataset
 from model.data.offline import iter_video_batches
-from model.evaluate import EvalResult, evaluate
+from model.evaluate import MAX_DETECTIONS_PER_KEYFRAME, EvalResult, evaluate
 from model.labels import Label
 from model.memory_window import pad
 from model.network import AIA
@@ -98,12 +98,21 @@ def validate(model: AIA, cfg: ModelConfig, dataset: AvaDataset, labels: tuple[La
         key_frames = sorted(t for v, t in dataset.keys if v == video_id)
         pred += predict_video(model, cfg, video_id, key_frames, seconds, device)
     model.train(was_training)
+    result, group_map = score_rows(dataset, labels, videos, pred)
+    if out_csv is not None:
+        write_rows(out_csv, pred, "score")
+    return Validation(result, group_map, out_csv)
+
+
+def score_rows(dataset: AvaDataset, labels: tuple[Label, ...], videos: list[str],
+               pred: list[Row], max_per_keyframe: int | None = MAX_DETECTIONS_PER_KEYFRAME
+               ) -> tuple[EvalResult, dict[str, float]]:
+    """Prediction rows of `videos` against the split's annotations and exclusions, over the
+    evaluated labels: the result and its mean AP per group."""
     files = dataset.layout.split(dataset.split)
     chosen = set(videos)
     gt = [r for r in read_rows(files.annotations, "person_id") if r.video_id in chosen]
     evaluated = {label.id: label.name for label in labels if label.evaluated}
     exclusions = read_exclusions(files.exclusions) if files.exclusions else set()
-    result = evaluate(gt, pred, evaluated, exclusions)
-    if out_csv is not None:
-        write_rows(out_csv, pred, "score")
-    return Validation(result, result.group_means({lb.id: lb.group for lb in labels}), out_csv)
+    result = evaluate(gt, pred, evaluated, exclusions, max_per_keyframe)
+    return result, result.group_means({lb.id: lb.group for lb in labels})

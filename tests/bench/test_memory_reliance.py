@@ -7,12 +7,10 @@ from pathlib import Path
 
 from bench.memory_reliance import (
     CONDITIONS,
-    far_only_reaches_the_labels,
     kept_seconds,
     plot,
     render_markdown,
 )
-from model.memory_window import MemoryWindow
 
 SECONDS = {s: f"features of second {s}" for s in range(2, 15)}
 
@@ -27,12 +25,6 @@ def test_conditions_keep_the_key_second_and_what_they_name() -> None:
     assert far[5] == SECONDS[5]
     assert 6 not in far
     assert 10 not in far
-
-
-def test_far_seconds_keep_the_temporal_evidence_only_with_a_wide_window() -> None:
-    assert far_only_reaches_the_labels(MemoryWindow(4, 4, 10))  # the tiny preset
-    assert far_only_reaches_the_labels(MemoryWindow(30, 30, 5))  # the reference
-    assert not far_only_reaches_the_labels(MemoryWindow(4, 2, 10))
 
 
 def test_report_table_and_picture(tmp_path: Path) -> None:
